@@ -1,0 +1,355 @@
+"""One inbound event, one transaction: load the pupil, step the engine, write everything."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.callbacks import verify
+from bot.render import render
+from content.loader import Catalog
+from content.models import Module
+from flows import engine
+from flows.types import (
+    AnswerRecorded,
+    Assignment,
+    ConsentGiven,
+    Context,
+    Event,
+    FlagRaised,
+    HistoryItem,
+    Inbound,
+    InboundKind,
+    InputRejected,
+    JoinOutcome,
+    Outbound,
+    PupilState,
+    PupilToStaff,
+    RunFinished,
+    RunPaused,
+    RunProgressed,
+    RunStarted,
+    SettingChanged,
+    StepResult,
+)
+from nlu.types import Parse
+from store import repo
+from store.db import Sessions
+from store.models import Pupil, Run, School, SchoolClass
+
+log = logging.getLogger("leerbot.conversation")
+
+Clock = Callable[[], datetime]
+ParseFn = Callable[[str], Awaitable[Parse | None]]
+EventHook = Callable[[AsyncSession, Pupil, Event, datetime], Awaitable[None]]
+AttachmentRenderer = Callable[[AsyncSession, Pupil, str], Awaitable[bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A Telegram update reduced to what the product needs (built by bot/app.py)."""
+
+    update_id: int | None
+    user_id: int
+    chat_id: int
+    kind: Literal["text", "command", "callback", "media"]
+    first_name: str = ""
+    text: str = ""
+    command: str = ""
+    args: str = ""
+    callback_data: str = ""
+    message_id: int | None = None  # the message whose button was pressed
+    media_kind: str = ""
+
+
+@dataclass
+class Handled:
+    """What the adapter still does itself after commit (answer the callback query)."""
+
+    notice: str = ""
+    duplicate: bool = False
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Conversation:
+    """The unit-of-work owner for pupil events (bot handlers call `handle`)."""
+
+    def __init__(self, *, sessions: Sessions, catalog: Catalog, secret: bytes,
+                 parse: ParseFn | None = None, clock: Clock = _now,
+                 on_commit: Callable[[], None] | None = None) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.secret = secret
+        self.parse = parse
+        self.clock = clock
+        self.on_commit = on_commit or (lambda: None)
+        self.event_hooks: list[EventHook] = []
+        self.attachment_renderers: dict[str, AttachmentRenderer] = {}
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = \
+            weakref.WeakValueDictionary()
+
+    def _lock(self, user_id: int) -> asyncio.Lock:
+        # Per-pupil serialisation inside one process; PostgreSQL adds a row lock across workers.
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[user_id] = lock
+        return lock
+
+    async def handle(self, incoming: Incoming) -> Handled:
+        """Process one pupil event end to end (one transaction) and wake the sender."""
+        async with self._lock(incoming.user_id):
+            parse = None
+            if incoming.kind == "text" and self.parse is not None and incoming.text.strip():
+                parse = await self.parse(incoming.text)
+            async with self.sessions.begin() as session:
+                handled = await self._handle(session, incoming, parse)
+        self.on_commit()
+        return handled
+
+    async def system(self, *, pupil_id: int, command: str, data: dict[str, Any]) -> None:
+        """Feed a system event (assignment, reminder, handover) to a pupil, in its own unit."""
+        async with self.sessions.begin() as session:
+            await self.system_in(session, pupil_id=pupil_id, command=command, data=data)
+        self.on_commit()
+
+    async def system_in(self, session: AsyncSession, *, pupil_id: int, command: str,
+                        data: dict[str, Any], priority: int = 0) -> StepResult | None:
+        """A system event inside the caller's transaction (the caller commits)."""
+        pupil = await session.get(Pupil, pupil_id, with_for_update=True)
+        if pupil is None or not pupil.active:
+            return None
+        inbound = Inbound(kind=InboundKind.SYSTEM, command=command, data=data)
+        return await self._step(session, pupil, inbound, JoinOutcome.NONE, None, priority=priority)
+
+    # ------------------------------------------------------------ internals
+
+    async def _handle(self, session: AsyncSession, incoming: Incoming,
+                      parse: Parse | None) -> Handled:
+        now = self.clock()
+        if incoming.update_id is not None and not await repo.claim_update(
+                session, incoming.update_id, now=now):
+            log.info("duplicate update %s ignored", incoming.update_id)
+            return Handled(duplicate=True)
+        pupil = await repo.pupil_for_update(session, incoming.user_id)
+        join = JoinOutcome.NONE
+        klass: SchoolClass | None = None
+        if incoming.kind == "command" and incoming.command == "start" and incoming.args:
+            join, klass = await self._join_outcome(session, pupil, incoming.args.strip())
+        if pupil is None:
+            if join is not JoinOutcome.JOINED:
+                # A stranger without a valid code: answer, but store nothing about them.
+                inbound = self._inbound(incoming, parse, None)
+                ctx = Context(catalog=self.catalog, join=join)
+                result = engine.step(PupilState(), inbound, ctx, now=now)
+                await self._queue(session, None, incoming.chat_id, result.outbound, incoming,
+                                  now=now)
+                return Handled(notice=self._notice(result.outbound))
+            pupil = await repo.create_pupil(session, telegram_user_id=incoming.user_id,
+                                            chat_id=incoming.chat_id,
+                                            first_name=incoming.first_name)
+        if klass is not None and join is JoinOutcome.JOINED:
+            pupil.class_id = klass.id
+        pupil.last_seen_at = now
+        pupil.chat_id = incoming.chat_id
+        if pupil.blocked:
+            pupil.blocked = False  # they write again, so they unblocked the bot
+        payload = None
+        if incoming.kind == "callback":
+            payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
+            if payload is None:
+                log.warning("rejected callback data for pupil %s (forged or foreign)",
+                            pupil.pseudonym)
+                return Handled(notice=self.catalog.texts.get("input.button_expired_short"))
+        inbound = self._inbound(incoming, parse, payload)
+        if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA} and inbound.text:
+            await repo.add_transcript(session, pupil_id=pupil.id, direction="in",
+                                      text=inbound.text, now=now)
+        result = await self._step(session, pupil, inbound, join, incoming)
+        return Handled(notice=self._notice(result.outbound))
+
+    async def _join_outcome(self, session: AsyncSession, pupil: Pupil | None,
+                            code: str) -> tuple[JoinOutcome, SchoolClass | None]:
+        code = code.upper()
+        if not repo.is_join_code(code):
+            return JoinOutcome.MALFORMED, None
+        klass = await repo.class_by_code(session, code)
+        if klass is None:
+            return JoinOutcome.UNKNOWN, None
+        if pupil is not None and pupil.class_id == klass.id:
+            return JoinOutcome.ALREADY, klass
+        return JoinOutcome.JOINED, klass
+
+    def _inbound(self, incoming: Incoming, parse: Parse | None, payload: str | None) -> Inbound:
+        if incoming.kind == "command":
+            return Inbound(kind=InboundKind.COMMAND, command=incoming.command.lower(),
+                           args=incoming.args)
+        if incoming.kind == "callback":
+            return Inbound(kind=InboundKind.BUTTON, payload=payload or "")
+        if incoming.kind == "media":
+            return Inbound(kind=InboundKind.MEDIA, text=incoming.text,
+                           data={"media": incoming.media_kind})
+        return Inbound(kind=InboundKind.TEXT, text=incoming.text, parse=parse)
+
+    @staticmethod
+    def _notice(outbound: tuple[Outbound, ...]) -> str:
+        return next((o.notice for o in outbound if o.notice), "")
+
+    async def context(self, session: AsyncSession, pupil: Pupil, join: JoinOutcome,
+                      inbound: Inbound) -> Context:
+        """Everything the engine may know about this pupil beyond their own state."""
+        klass = await session.get(SchoolClass, pupil.class_id) if pupil.class_id else None
+        region = "BE"
+        if klass is not None:
+            school = await session.get(School, klass.school_id)
+            region = school.region if school else "BE"
+        assignments: list[Assignment] = []
+        runs = await repo.runs_for_pupil(session, pupil.id)
+        status: dict[str, str] = {}
+        for run in runs:
+            if run.status == "done":
+                status[run.module_id] = "done"
+            elif status.get(run.module_id) != "done":
+                status[run.module_id] = "busy"
+        if klass is not None:
+            for a in await repo.assignments_for_class(session, klass.id):
+                assignments.append(Assignment(module=a.module_id, due=a.due,
+                                              status=status.get(a.module_id, "new")))  # type: ignore[arg-type]  # values are new|busy|done
+        history = None
+        if engine.needs_history(inbound):
+            history = await self._history(session, pupil)
+        return Context(catalog=self.catalog, assignments=tuple(assignments),
+                       class_name=klass.name if klass else None, join=join, region=region,
+                       history=history, first_name=pupil.first_name)
+
+    async def _history(self, session: AsyncSession, pupil: Pupil) -> tuple[HistoryItem, ...]:
+        items = []
+        for answer in await repo.answers_for_pupil(session, pupil.id):
+            module = self.catalog.modules.get(answer.module_id)
+            question = answer.step_id
+            if module is not None:
+                try:
+                    question = _short_question(module, answer.step_id)
+                except KeyError:
+                    pass
+            items.append(HistoryItem(module=answer.module_id, step=answer.step_id,
+                                     question=question, display=answer.display,
+                                     private=answer.private))
+        return tuple(items)
+
+    async def _step(self, session: AsyncSession, pupil: Pupil, inbound: Inbound,
+                    join: JoinOutcome, incoming: Incoming | None, *,
+                    priority: int = 0) -> StepResult:
+        now = self.clock()
+        ctx = await self.context(session, pupil, join, inbound)
+        state = PupilState.model_validate(pupil.state or {})
+        result = engine.step(state, inbound, ctx, now=now)
+        for event in result.events:
+            await self._apply(session, pupil, event, result.state, now)
+        pupil.state = result.state.model_dump(mode="json")
+        pupil.lang = result.state.lang
+        pupil.reminders_off = result.state.reminders_off
+        await self._queue(session, pupil, pupil.chat_id, result.outbound, incoming, now=now,
+                          priority=priority)
+        return result
+
+    async def _run(self, session: AsyncSession, pupil: Pupil, module_id: str) -> Run | None:
+        return await repo.latest_run(session, pupil.id, module_id)
+
+    async def _apply(self, session: AsyncSession, pupil: Pupil, event: Event,
+                     state: PupilState, now: datetime) -> None:
+        if isinstance(event, RunStarted):
+            session.add(Run(pupil_id=pupil.id, module_id=event.module, version=event.version,
+                            status="busy", started_at=now, updated_at=now))
+            await session.flush()
+        elif isinstance(event, RunProgressed):
+            run = await self._run(session, pupil, event.module)
+            if run is not None and run.status != "done":
+                run.step, run.position, run.total = event.step, event.position, event.total
+                run.status = "busy"
+                run.updated_at = now
+        elif isinstance(event, AnswerRecorded):
+            run = await self._run(session, pupil, event.module)
+            if run is not None:
+                await repo.save_answer(session, run=run, step_id=event.step, value=event.value,
+                                       display=event.display, private=event.private, now=now)
+                if event.private:
+                    await self._mark_last_in_private(session, pupil)
+        elif isinstance(event, RunPaused):
+            run = await self._run(session, pupil, event.module)
+            if run is not None and run.status != "done":
+                run.status = "paused"
+                paused = state.paused.get(event.module)
+                run.state = paused.model_dump(mode="json") if paused else {}
+                run.updated_at = now
+        elif isinstance(event, RunFinished):
+            run = await self._run(session, pupil, event.module)
+            if run is not None:
+                run.status = "done"
+                run.share = event.share
+                run.position = run.total
+                run.finished_at = now
+                run.updated_at = now
+        elif isinstance(event, ConsentGiven):
+            pupil.consent_at = now
+            pupil.age_band = event.age_band
+        elif isinstance(event, SettingChanged):
+            if event.name == "reminders_off":
+                pupil.reminders_off = bool(event.value)
+        elif isinstance(event, InputRejected):
+            log.info("input rejected for %s: %s", pupil.pseudonym, event.reason)
+        elif isinstance(event, FlagRaised | PupilToStaff):
+            pass  # handled by the safety/handover hooks below
+        for hook in self.event_hooks:
+            await hook(session, pupil, event, now)
+
+    async def _mark_last_in_private(self, session: AsyncSession, pupil: Pupil) -> None:
+        lines = await repo.recent_transcript(session, pupil.id, limit=1)
+        for line in lines:
+            if line.direction == "in":
+                line.private = True
+
+    async def _queue(self, session: AsyncSession, pupil: Pupil | None, chat_id: int,
+                     outbound: tuple[Outbound, ...], incoming: Incoming | None, *,
+                     now: datetime, priority: int = 0) -> None:
+        edit_id = incoming.message_id if incoming is not None else None
+        for message in outbound:
+            for method, params in render(self.secret, chat_id, message, edit_id):
+                if method == "sendPhoto" and pupil is not None:
+                    renderer = self.attachment_renderers.get(message.attachment.split(":")[0])
+                    if renderer is None:
+                        continue
+                    png = await renderer(session, pupil, message.attachment)
+                    if png is None:
+                        continue
+                    params = dict(params, photo_b64=_b64(png))
+                    params.pop("attachment", None)
+                await repo.enqueue(session, chat_id=chat_id, method=method, payload=params,
+                                   priority=priority, pupil_id=pupil.id if pupil else None,
+                                   now=now)
+            if pupil is not None and message.text and message.kind == "text":
+                await repo.add_transcript(session, pupil_id=pupil.id, direction="out",
+                                          text=message.text, now=now)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def _short_question(module: Module, step_id: str) -> str:
+    text = module.step(step_id).text.nl
+    first = text.split("?")[0].split(".")[0].strip()
+    return first[:60]

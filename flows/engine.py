@@ -1,0 +1,1024 @@
+"""The conversation engine: one pure step per inbound event (no I/O, no clock of its own)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind
+from flows.types import (
+    AnswerRecorded,
+    AnswerValue,
+    Button,
+    ConsentGiven,
+    ContactDraft,
+    Context,
+    Event,
+    FlagRaised,
+    Handover,
+    Inbound,
+    InboundKind,
+    InputRejected,
+    JoinOutcome,
+    Outbound,
+    PupilState,
+    PupilToStaff,
+    RunFinished,
+    RunPaused,
+    RunProgressed,
+    RunStarted,
+    RunState,
+    SettingChanged,
+    StepResult,
+)
+from nlu.safety import assess, combine
+from nlu.types import SafetyCategory, SafetyLevel, SafetyResult
+
+ALWAYS = "*"  # a button valid whatever the turn (crisis help must never "expire")
+MENU_MODULES = 6
+PAUSE_WORDS = {"pauze", "pause", "stop", "stoppen", "later", "genoeg", "ff pauze"}
+RESUME_WORDS = {"verder", "doorgaan", "ga verder", "hervat"}
+MENU_WORDS = {"menu", "menu!", "start"}
+# Intents the engine acts on when the pupil types instead of answering.
+CONFIDENT = 0.7
+SHARE_KEYS = ("alles", "samenvatting", "niets")
+CONTACT_TARGETS = ("leerkracht", "begeleider", "clb")
+
+
+@dataclass
+class _Turn:
+    """Mutable scratch for one step; frozen into a StepResult at the end."""
+
+    ctx: Context
+    state: PupilState
+    now: datetime
+    out: list[Outbound] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def t(self, key: str, **values: object) -> str:
+        return self.ctx.catalog.texts.get(key, self.state.lang, **values)
+
+    def say(self, text: str, buttons: list[list[Button]] | None = None, **kw: object) -> None:
+        rows = tuple(tuple(r) for r in (buttons or []) if r)
+        self.out.append(Outbound(text=text, buttons=rows, **kw))  # type: ignore[arg-type]  # kw are Outbound fields
+
+    def button(self, label: str, code: str, *, always: bool = False) -> Button:
+        return Button(label=label, payload=f"{ALWAYS if always else self.state.turn}:{code}")
+
+
+def step(state: PupilState, inbound: Inbound, ctx: Context, *, now: datetime) -> StepResult:
+    """Advance one pupil by one event; returns the new state, the messages and the events."""
+    turn = _Turn(ctx=ctx, state=state.model_copy(deep=True), now=now)
+    _dispatch(turn, inbound)
+    return StepResult(state=turn.state, outbound=tuple(turn.out), events=tuple(turn.events))
+
+
+def needs_nlu(state: PupilState, inbound: Inbound) -> bool:
+    """True when the adapter should ask Rasa for an intent before calling `step`."""
+    if inbound.kind is not InboundKind.TEXT or state.mode in {"handover", "new", "erase"}:
+        return False
+    word = _norm(inbound.text)
+    return bool(word) and word not in PAUSE_WORDS | RESUME_WORDS | MENU_WORDS
+
+
+def needs_history(inbound: Inbound) -> bool:
+    """True when the adapter should load the pupil's earlier answers into the context."""
+    return (inbound.kind is InboundKind.COMMAND and inbound.command == "mijnantwoorden") or (
+        inbound.kind is InboundKind.BUTTON and inbound.payload.endswith(":ma"))
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def _dispatch(turn: _Turn, inbound: Inbound) -> None:
+    state = turn.state
+    if inbound.kind is InboundKind.SYSTEM:
+        _system(turn, inbound)
+        return
+    if inbound.kind is InboundKind.COMMAND and inbound.command == "start":
+        _start(turn, inbound)
+        return
+    if state.mode in {"new"}:
+        turn.say(turn.t("join.need_code"))
+        return
+    if inbound.kind is InboundKind.MEDIA and not inbound.text:
+        turn.say(turn.t("input.text_only"))
+        _repeat(turn)
+        return
+    # The safety net runs on every piece of pupil text before anything else.
+    if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA} and inbound.text.strip():
+        safety = combine(assess(inbound.text), inbound.parse)
+        if _safety(turn, safety):
+            return
+    if state.mode == "handover" and state.handover is not None:
+        if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}:
+            turn.events.append(PupilToStaff(text=inbound.text))
+            return
+    if inbound.kind is InboundKind.COMMAND:
+        _command(turn, inbound)
+        return
+    if inbound.kind is InboundKind.BUTTON:
+        _button(turn, inbound)
+        return
+    _text(turn, inbound)
+
+
+def _system(turn: _Turn, inbound: Inbound) -> None:
+    state, data = turn.state, inbound.data
+    if inbound.command == "handover_open":
+        state.handover = Handover(flag_id=int(data["flag_id"]), staff_name=str(data["staff_name"]),
+                                  role=str(data["role"]))
+        if state.run is not None:
+            _pause_run(turn, quiet=True)
+        state.mode = "handover"
+        return
+    if inbound.command == "handover_message":
+        name = state.handover.staff_name if state.handover else str(data.get("staff_name", ""))
+        role = state.handover.role if state.handover else str(data.get("role", ""))
+        turn.say(turn.t("handover.message", name=name, role=turn.t(f"roles.{role}"),
+                        text=str(data["text"])))
+        return
+    if inbound.command == "handover_close":
+        state.handover = None
+        state.mode = "menu"
+        turn.say(turn.t("handover.closed"))
+        _menu(turn)
+        return
+    if inbound.command == "assigned":
+        module = turn.ctx.catalog.get(str(data["module"]))
+        due = data.get("due")
+        key = "assign.new_due" if due else "assign.new"
+        text = turn.t(key, title=module.title.get(state.lang), due=due or "")
+        if state.mode in {"menu", "new", "age", "consent"} or state.run is None:
+            turn.state.turn += 1
+            turn.say(text, [[turn.button(turn.t("menu.start_short"), f"m:{module.id}")]])
+        else:
+            turn.say(text)
+        return
+    if inbound.command == "reminder":
+        _reminder(turn, str(data["module"]))
+        return
+    if inbound.command == "erase_done":
+        turn.state = PupilState(mode="new")
+        turn.say(turn.t("privacy.erased"))
+        return
+    raise ValueError(f"unknown system event {inbound.command!r}")
+
+
+# ---------------------------------------------------------------- join and consent
+
+
+def _start(turn: _Turn, inbound: Inbound) -> None:
+    state, join = turn.state, turn.ctx.join
+    if join is JoinOutcome.MALFORMED:
+        turn.say(turn.t("join.malformed"))
+        return
+    if join is JoinOutcome.UNKNOWN:
+        turn.say(turn.t("join.unknown"))
+        return
+    if join is JoinOutcome.NONE and state.mode == "new":
+        turn.say(turn.t("join.need_code"))
+        return
+    if join is JoinOutcome.JOINED:
+        turn.say(turn.t("join.welcome", class_name=turn.ctx.class_name or ""))
+    if state.mode in {"new", "age"} or state.age_band is None:
+        _ask_age(turn)
+        return
+    if state.mode == "consent":
+        _ask_consent(turn)
+        return
+    _menu(turn)
+
+
+def _ask_age(turn: _Turn) -> None:
+    turn.state.mode = "age"
+    turn.state.turn += 1
+    turn.say(turn.t("consent.age_question"), [
+        [turn.button(turn.t("consent.age_under13"), "age:u13"),
+         turn.button(turn.t("consent.age_13plus"), "age:13")]])
+
+
+def _ask_consent(turn: _Turn) -> None:
+    turn.state.mode = "consent"
+    turn.state.turn += 1
+    key = "consent.text_under13" if turn.state.age_band == "u13" else "consent.text"
+    turn.say(turn.t(key), [
+        [turn.button(turn.t("consent.agree"), "c:yes")],
+        [turn.button(turn.t("consent.more"), "c:more"),
+         turn.button(turn.t("consent.decline"), "c:no")]])
+
+
+# ---------------------------------------------------------------- commands and buttons
+
+
+def _command(turn: _Turn, inbound: Inbound) -> None:
+    state, cmd = turn.state, inbound.command
+    if state.mode in {"age", "consent"} and cmd not in {"help", "privacy"}:
+        turn.say(turn.t("consent.first"))
+        _ask_consent(turn) if state.mode == "consent" else _ask_age(turn)
+        return
+    if cmd == "menu":
+        if state.run is not None:
+            _pause_run(turn, quiet=True)
+        state.contact = None
+        _menu(turn)
+    elif cmd == "help":
+        turn.say(turn.t("help.text"))
+        _repeat(turn)
+    elif cmd in {"pauze", "pause", "stop"}:
+        _pause(turn)
+    elif cmd in {"verder", "hervat"}:
+        _resume_latest(turn)
+    elif cmd == "mijnantwoorden":
+        _history(turn)
+    elif cmd in {"praten", "hulp"}:
+        _contact_start(turn)
+    elif cmd == "hulplijnen":
+        turn.say(_helplines(turn, "all"))
+    elif cmd == "privacy":
+        turn.say(turn.t("privacy.text"))
+    elif cmd == "herinneringen":
+        state.reminders_off = not state.reminders_off
+        turn.events.append(SettingChanged(name="reminders_off", value=state.reminders_off))
+        turn.say(turn.t("reminders.disabled" if state.reminders_off else "reminders.enabled"))
+    elif cmd == "taal":
+        lang = inbound.args.strip().lower()[:2]
+        if lang in {"nl", "fr", "en", "ar"}:
+            state.lang = lang
+            turn.events.append(SettingChanged(name="lang", value=lang))
+            turn.say(turn.t("language.set"))
+        else:
+            turn.say(turn.t("language.choose"))
+    else:
+        turn.say(turn.t("input.unknown_command"))
+        _repeat(turn)
+
+
+def _button(turn: _Turn, inbound: Inbound) -> None:
+    state = turn.state
+    stamp, _, code = inbound.payload.partition(":")
+    if stamp != ALWAYS and stamp != str(state.turn):
+        turn.events.append(InputRejected(reason="stale_button"))
+        turn.say(turn.t("input.button_expired"), notice=turn.t("input.button_expired_short"))
+        _repeat(turn)
+        return
+    head, _, arg = code.partition(":")
+    if head == "age" and state.mode == "age":
+        state.age_band = "u13" if arg == "u13" else "13plus"
+        _ask_consent(turn)
+    elif head == "c" and state.mode == "consent":
+        _consent_answer(turn, arg)
+    elif head == "m":
+        _start_module(turn, arg)
+    elif head == "menu":
+        if state.run is not None:
+            _pause_run(turn, quiet=True)
+        _menu(turn)
+    elif head == "ma":
+        _history(turn)
+    elif head == "talk":
+        _contact_start(turn)
+    elif head == "cw" or head == "cu" or head == "cs":
+        _contact_button(turn, head, arg)
+    elif head == "cr":
+        _crisis_button(turn, arg)
+    elif head == "ck":
+        _checkin_button(turn, arg)
+    elif head == "rs":
+        _resume_latest(turn)
+    elif head == "stoprem":
+        state.reminders_off = True
+        turn.events.append(SettingChanged(name="reminders_off", value=True))
+        turn.say(turn.t("reminders.disabled"))
+    elif state.mode == "module" and state.run is not None:
+        _module_button(turn, head, arg)
+    else:
+        turn.events.append(InputRejected(reason="button_out_of_place"))
+        turn.say(turn.t("input.button_expired"), notice=turn.t("input.button_expired_short"))
+        _repeat(turn)
+
+
+def _consent_answer(turn: _Turn, arg: str) -> None:
+    if arg == "yes":
+        band = turn.state.age_band or "13plus"
+        turn.events.append(ConsentGiven(age_band=band))
+        turn.say(turn.t("consent.thanks"))
+        _menu(turn)
+    elif arg == "more":
+        turn.say(turn.t("privacy.text"))
+        _ask_consent(turn)
+    else:
+        turn.say(turn.t("consent.declined"))
+        _ask_consent(turn)
+
+
+# ---------------------------------------------------------------- free text
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower().strip("!?.,"))
+
+
+def _text(turn: _Turn, inbound: Inbound) -> None:
+    state = turn.state
+    word = _norm(inbound.text)
+    parse = inbound.parse
+    intent = parse.intent if parse and parse.confidence >= CONFIDENT else None
+    if state.mode in {"age", "consent"}:
+        turn.say(turn.t("input.use_buttons"))
+        _ask_consent(turn) if state.mode == "consent" else _ask_age(turn)
+        return
+    if word in PAUSE_WORDS and state.mode == "module":
+        _pause(turn)
+        return
+    if word in RESUME_WORDS:
+        _resume_latest(turn)
+        return
+    if word in MENU_WORDS:
+        if state.run is not None:
+            _pause_run(turn, quiet=True)
+        _menu(turn)
+        return
+    if state.mode == "contact" and state.contact is not None:
+        _contact_text(turn, inbound.text)
+        return
+    if state.mode == "module" and state.run is not None:
+        module = _module(turn, state.run)
+        current = module.step(state.run.step)
+        if state.run.phase == "steps" and current.type is StepKind.OPEN_TEXT:
+            # A long answer is an answer; only short texts can be a request ("geen idee").
+            short = len(word.split()) <= 5
+            if short and intent and _intent(turn, intent, in_open=True):
+                return
+            _open_answer(turn, module, current, inbound.text)
+            return
+        if state.run.phase == "steps" and _typed_choice(turn, module, current, word):
+            return
+        if intent and _intent(turn, intent, in_open=False):
+            return
+        turn.say(turn.t("input.use_buttons"))
+        _ask(turn, module, current)
+        return
+    if intent and _intent(turn, intent, in_open=False):
+        return
+    turn.say(turn.t("menu.redirect"))
+    _menu(turn)
+
+
+def _intent(turn: _Turn, intent: str, *, in_open: bool) -> bool:
+    """Act on a recognised intent; False means: treat the text as an answer or ask again."""
+    state = turn.state
+    run = state.run if state.mode == "module" else None
+    if intent == "pause" and run is not None:
+        _pause(turn)
+    elif intent == "resume":
+        _resume_latest(turn)
+    elif intent == "request_contact":
+        _contact_start(turn)
+    elif intent == "dont_know" and run is not None:
+        module = _module(turn, run)
+        current = module.step(run.step)
+        hint = current.hint.get(state.lang) if current.hint else turn.t("module.no_hint")
+        turn.say(turn.t("module.hint", hint=hint))
+        if current.skippable:
+            turn.say(turn.t("module.skip_offer"), [[turn.button(turn.t("module.skip"), "dk")]])
+    elif intent == "ask_explain" and run is not None:
+        module = _module(turn, run)
+        current = module.step(run.step)
+        text = current.explain.get(state.lang) if current.explain else current.text.get(state.lang)
+        turn.say(turn.t("module.explain", text=text))
+    elif intent == "bot_challenge":
+        turn.say(turn.t("smalltalk.bot"))
+        _repeat(turn, quiet=True)
+    elif intent == "insult":
+        turn.say(turn.t("smalltalk.insult"))
+        _repeat(turn, quiet=True)
+    elif intent in {"greet", "thanks", "goodbye"} and not in_open:
+        turn.say(turn.t(f"smalltalk.{intent}"))
+        _repeat(turn, quiet=True)
+    elif intent == "out_of_scope" and not in_open:
+        turn.say(turn.t("smalltalk.out_of_scope"))
+        _repeat(turn)
+    else:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- safety
+
+
+def _safety(turn: _Turn, safety: SafetyResult) -> bool:
+    """Handle a safety signal; True when the normal flow must stop here."""
+    state = turn.state
+    if safety.level is SafetyLevel.CRISIS:
+        module = state.run.module if state.run else None
+        if state.run is not None:
+            _pause_run(turn, quiet=True)
+        turn.events.append(FlagRaised(
+            level=FlagLevel.CRISIS.value, reason="veiligheid",
+            category=safety.category.value if safety.category else None,
+            evidence=safety.evidence, urgent=True, module=module))
+        if state.mode != "handover":
+            state.mode = "crisis"
+        state.turn += 1
+        variant = _variant(safety.category)
+        turn.say(turn.t("crisis.reply1"))
+        turn.say(_helplines(turn, variant))
+        buttons = [[turn.button(turn.t("crisis.btn_danger"), "cr:danger", always=True)],
+                   [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
+                   [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)]]
+        turn.say(turn.t("crisis.reply3"), buttons)
+        return True
+    if safety.level is SafetyLevel.CONCERN:
+        module = state.run.module if state.run else None
+        reason = "pesten" if safety.category is SafetyCategory.BULLYING else "zorg_over_ander"
+        turn.events.append(FlagRaised(
+            level=FlagLevel.ZORG.value, reason=reason,
+            category=safety.category.value if safety.category else None,
+            evidence=safety.evidence, module=module))
+        key = "concern.bullying" if safety.category is SafetyCategory.BULLYING else "concern.other"
+        turn.say(turn.t(key))
+        return False  # the pupil's text still counts as an answer
+    if safety.level is SafetyLevel.UNCLEAR and state.mode != "handover":
+        state.mode = "checkin" if state.mode != "module" else state.mode
+        state.turn += 1
+        turn.say(turn.t("checkin.question"), [
+            [turn.button(turn.t("checkin.figurative"), "ck:fig", always=True)],
+            [turn.button(turn.t("checkin.real"), "ck:real", always=True)]])
+        return True
+    return False
+
+
+def _variant(category: SafetyCategory | None) -> str:
+    if category in {SafetyCategory.HOME_VIOLENCE}:
+        return "abuse"
+    if category is SafetyCategory.SEXUAL_ABUSE:
+        return "sexual"
+    return "crisis"
+
+
+def _helplines(turn: _Turn, variant: str) -> str:
+    region = turn.ctx.region.upper()
+    key = f"helplines.{region}.{variant}"
+    if not turn.ctx.catalog.texts.has(key):
+        key = f"helplines.BE.{variant}"
+    return turn.t(key)
+
+
+def _crisis_button(turn: _Turn, arg: str) -> None:
+    if arg == "danger":
+        turn.say(_helplines(turn, "danger"))
+    elif arg == "lines":
+        turn.say(_helplines(turn, "all"))
+    else:
+        if turn.state.mode == "crisis":
+            turn.state.mode = "menu"
+        turn.say(turn.t("crisis.talk_on"))
+        _menu(turn)
+
+
+def _checkin_button(turn: _Turn, arg: str) -> None:
+    state = turn.state
+    if arg == "real":
+        _safety(turn, SafetyResult(level=SafetyLevel.CRISIS, category=None,
+                                   evidence=("leerling: het gaat echt niet goed",)))
+        return
+    turn.say(turn.t("checkin.ok"))
+    if state.mode == "checkin":
+        state.mode = "menu"
+    _repeat(turn)
+
+
+# ---------------------------------------------------------------- menu, pause, resume
+
+
+def _menu(turn: _Turn) -> None:
+    state, ctx = turn.state, turn.ctx
+    state.mode = "menu"
+    state.turn += 1
+    rows: list[list[Button]] = []
+    order = {"busy": 0, "new": 1, "done": 2}
+    assignments = sorted(ctx.assignments, key=lambda a: (order[a.status], a.due or _FAR))
+    for assignment in assignments[:MENU_MODULES]:
+        if assignment.module not in ctx.catalog.modules:
+            continue
+        title = ctx.catalog.get(assignment.module).title.get(state.lang)
+        mark = {"busy": "▶️", "new": "🆕", "done": "✅"}[assignment.status]
+        if assignment.module in state.paused:
+            mark = "⏸"
+        rows.append([turn.button(f"{mark} {title}"[:40], f"m:{assignment.module}")])
+    rows.append([turn.button(turn.t("menu.answers"), "ma")])
+    rows.append([turn.button(turn.t("menu.talk"), "talk")])
+    text = turn.t("menu.title") if ctx.assignments else turn.t("menu.empty")
+    turn.say(text, rows)
+
+
+_FAR = datetime.max.date()
+
+
+def _pause(turn: _Turn) -> None:
+    state = turn.state
+    if state.run is None:
+        turn.say(turn.t("pause.nothing"))
+        _menu(turn)
+        return
+    title = _module(turn, state.run).title.get(state.lang)
+    _pause_run(turn, quiet=True)
+    state.turn += 1
+    turn.say(turn.t("pause.done", title=title), [
+        [turn.button(turn.t("pause.resume"), "rs")],
+        [turn.button(turn.t("pause.no_reminders"), "stoprem")]])
+    state.mode = "menu"
+
+
+def _pause_run(turn: _Turn, *, quiet: bool) -> None:
+    state = turn.state
+    if state.run is None:
+        return
+    state.paused[state.run.module] = state.run
+    turn.events.append(RunPaused(module=state.run.module))
+    state.run = None
+    state.mode = "menu"
+    if not quiet:
+        turn.say(turn.t("pause.done_short"))
+
+
+def _resume_latest(turn: _Turn) -> None:
+    state = turn.state
+    if state.run is not None:
+        _repeat(turn)
+        return
+    if not state.paused:
+        turn.say(turn.t("pause.nothing_to_resume"))
+        _menu(turn)
+        return
+    module_id = next(reversed(state.paused))
+    _start_module(turn, module_id)
+
+
+def _repeat(turn: _Turn, *, quiet: bool = False) -> None:
+    """Show again what the pupil is expected to do now."""
+    state = turn.state
+    if state.mode == "module" and state.run is not None:
+        module = _module(turn, state.run)
+        if state.run.phase == "steps":
+            _ask(turn, module, module.step(state.run.step), again=True)
+        else:
+            _end_phase(turn, module)
+    elif state.mode == "age":
+        _ask_age(turn)
+    elif state.mode == "consent":
+        _ask_consent(turn)
+    elif state.mode == "contact" and state.contact is not None:
+        _contact_ask(turn)
+    elif state.mode in {"menu", "crisis", "checkin"} and not quiet:
+        _menu(turn)
+
+
+def _history(turn: _Turn) -> None:
+    items = turn.ctx.history or ()
+    if not items:
+        turn.say(turn.t("answers.none"))
+        _menu(turn)
+        return
+    lines: list[str] = []
+    current = None
+    for item in items:
+        if item.module != current:
+            current = item.module
+            title = (turn.ctx.catalog.get(item.module).title.get(turn.state.lang)
+                     if item.module in turn.ctx.catalog.modules else item.module)
+            lines.append(f"\n{title}")
+        lock = " 🔒" if item.private else ""
+        lines.append(f"• {item.question}: {item.display}{lock}")
+    turn.say(turn.t("answers.header") + "\n" + "\n".join(lines).strip())
+    _menu(turn)
+
+
+def _reminder(turn: _Turn, module_id: str) -> None:
+    state = turn.state
+    if state.reminders_off or state.mode in {"module", "handover", "crisis", "new", "age",
+                                             "consent", "contact"}:
+        return
+    if module_id not in turn.ctx.catalog.modules:
+        return
+    title = turn.ctx.catalog.get(module_id).title.get(state.lang)
+    state.turn += 1
+    state.last_reminder = turn.now.date().isoformat()
+    turn.say(turn.t("reminders.text", title=title), [
+        [turn.button(turn.t("menu.start_short"), f"m:{module_id}")],
+        [turn.button(turn.t("pause.no_reminders"), "stoprem")]])
+
+
+# ---------------------------------------------------------------- contact requests
+
+
+def _contact_start(turn: _Turn) -> None:
+    state = turn.state
+    if state.run is not None:
+        _pause_run(turn, quiet=True)
+    state.mode = "contact"
+    state.contact = ContactDraft()
+    _contact_ask(turn)
+
+
+def _contact_ask(turn: _Turn) -> None:
+    state = turn.state
+    assert state.contact is not None  # noqa: S101 (callers set it; a bug otherwise)
+    state.turn += 1
+    if state.contact.stage == "who":
+        turn.say(turn.t("contact.who"), [
+            [turn.button(turn.t("contact.who_leerkracht"), "cw:leerkracht")],
+            [turn.button(turn.t("contact.who_begeleider"), "cw:begeleider")],
+            [turn.button(turn.t("contact.who_clb"), "cw:clb")],
+            [turn.button(turn.t("contact.cancel"), "cw:none")]])
+    elif state.contact.stage == "about":
+        turn.say(turn.t("contact.about"), [[turn.button(turn.t("contact.skip_about"), "cs:skip")]])
+    else:
+        turn.say(turn.t("contact.urgency"), [
+            [turn.button(turn.t("contact.urgent"), "cu:urgent")],
+            [turn.button(turn.t("contact.not_urgent"), "cu:later")]])
+
+
+def _contact_button(turn: _Turn, head: str, arg: str) -> None:
+    state = turn.state
+    if state.mode != "contact" or state.contact is None:
+        _contact_start(turn)
+        return
+    if head == "cw":
+        if arg not in CONTACT_TARGETS:
+            state.contact = None
+            turn.say(turn.t("contact.cancelled"))
+            _menu(turn)
+            return
+        state.contact.target = arg
+        state.contact.stage = "about"
+    elif head == "cs":
+        state.contact.stage = "urgency"
+    elif head == "cu":
+        _contact_finish(turn, urgent=arg == "urgent")
+        return
+    _contact_ask(turn)
+
+
+def _contact_text(turn: _Turn, text: str) -> None:
+    state = turn.state
+    assert state.contact is not None  # noqa: S101 (checked by the caller)
+    if state.contact.stage == "about":
+        state.contact.about = text.strip()[:500]
+        state.contact.stage = "urgency"
+    else:
+        turn.say(turn.t("input.use_buttons"))
+    _contact_ask(turn)
+
+
+def _contact_finish(turn: _Turn, *, urgent: bool) -> None:
+    state = turn.state
+    assert state.contact is not None  # noqa: S101 (checked by the caller)
+    target = state.contact.target or "begeleider"
+    turn.events.append(FlagRaised(level=FlagLevel.CONTACTVRAAG.value, reason="contactvraag",
+                                  target=target, urgent=urgent, about=state.contact.about))
+    state.contact = None
+    turn.say(turn.t(f"contact.confirm_{target}"))
+    turn.say(turn.t("contact.confirm_when_urgent" if urgent else "contact.confirm_when"))
+    _menu(turn)
+
+
+# ---------------------------------------------------------------- modules
+
+
+def _module(turn: _Turn, run: RunState) -> Module:
+    return turn.ctx.catalog.get(run.module, run.version)
+
+
+def _start_module(turn: _Turn, module_id: str) -> None:
+    state, catalog = turn.state, turn.ctx.catalog
+    if module_id not in catalog.modules and module_id not in state.paused:
+        turn.say(turn.t("module.unknown"))
+        _menu(turn)
+        return
+    if state.run is not None and state.run.module != module_id:
+        _pause_run(turn, quiet=True)
+    if state.run is not None:
+        run = state.run
+    elif module_id in state.paused:
+        run = state.paused.pop(module_id)
+        turn.say(turn.t("module.resumed", title=_module(turn, run).title.get(state.lang)))
+    else:
+        module = catalog.get(module_id)
+        run = RunState(module=module.id, version=module.version, step=module.steps[0].id)
+        turn.events.append(RunStarted(module=module.id, version=module.version))
+        turn.say(turn.t("module.intro", title=module.title.get(state.lang),
+                        minutes=module.minutes))
+    state.run = run
+    state.mode = "module"
+    module = _module(turn, run)
+    if run.phase != "steps":
+        _end_phase(turn, module)
+        return
+    _enter(turn, module, module.step(run.step))
+
+
+def _enter(turn: _Turn, module: Module, current: Step) -> None:
+    """Arrive at a step: say it, and move on by itself when it asks nothing."""
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    for _ in range(len(module.steps) + 1):
+        run.step = current.id
+        run.selection = []
+        if current.flag is not None and not current.flag.needs_consent:
+            turn.events.append(FlagRaised(level=current.flag.level.value,
+                                          reason=current.flag.reason, module=module.id))
+        if current.type is StepKind.END:
+            run.phase = "share"
+            turn.say(_render(turn, module, current.summary or current.text))
+            _end_phase(turn, module)
+            return
+        if current.asks:
+            _ask(turn, module, current)
+            return
+        turn.say(_render(turn, module, current.text))
+        nxt = _next_step(module, current, None)
+        if nxt is None:
+            _finish(turn, module)
+            return
+        current = nxt
+    raise ValueError(f"{module.id}: a loop of steps that ask nothing")
+
+
+def _progress(module: Module, current: Step) -> tuple[int, int]:
+    asking = [s.id for s in module.steps if s.asks]
+    return asking.index(current.id) + 1, len(asking)
+
+
+def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> None:
+    state = turn.state
+    run = state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    if not again:
+        state.turn += 1
+    lang = state.lang
+    position, total = _progress(module, current)
+    turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
+                                     total=total))
+    head = turn.t("module.progress", n=position, total=total)
+    text = f"{head}\n{_render(turn, module, current.text)}"
+    rows = _step_buttons(turn, module, current)
+    turn.say(text, rows)
+
+
+def _step_buttons(turn: _Turn, module: Module, current: Step) -> list[list[Button]]:
+    state = turn.state
+    run = state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    lang = state.lang
+    rows: list[list[Button]] = []
+    kind = current.type
+    if kind is StepKind.SCALE and current.scale:
+        rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(1, 4)])
+        rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(4, 6)])
+    elif kind is StepKind.THIS_OR_THAT:
+        rows.append([turn.button(o.label.get(lang), f"o:{i}") for i, o in
+                     enumerate(current.options)])
+    elif kind in {StepKind.SINGLE_CHOICE}:
+        rows.extend([turn.button(o.label.get(lang), f"o:{i}")] for i, o in
+                    enumerate(current.options))
+    elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+        for i, option in enumerate(current.options):
+            key = option.key
+            mark = ""
+            if key in run.selection:
+                mark = "✅ " if kind is StepKind.MULTI_CHOICE else \
+                    f"{run.selection.index(key) + 1}. "
+            rows.append([turn.button(f"{mark}{option.label.get(lang)}", f"o:{i}")])
+        done = turn.t("module.done_multi") if kind is StepKind.MULTI_CHOICE else \
+            turn.t("module.done_top3", n=len(run.selection))
+        rows.append([turn.button(done, "ok")])
+    extra: list[Button] = []
+    if current.skippable and kind is not StepKind.THIS_OR_THAT:
+        extra.append(turn.button(turn.t("module.dont_know"), "dk"))
+    if kind is StepKind.OPEN_TEXT and current.allow_private:
+        label = turn.t("module.private_on") if run.private_next else turn.t("module.private")
+        extra.append(turn.button(label, "pv"))
+    if extra:
+        rows.append(extra)
+    return rows
+
+
+def _typed_choice(turn: _Turn, module: Module, current: Step, word: str) -> bool:
+    """Accept a typed option label or scale digit as if its button was pressed."""
+    if current.type is StepKind.SCALE and word in {"1", "2", "3", "4", "5"}:
+        _answer(turn, module, current, int(word))
+        return True
+    if current.type in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT}:
+        for option in current.options:
+            if _norm(option.label.get(turn.state.lang)) == word or _norm(option.label.nl) == word:
+                _answer(turn, module, current, option.key)
+                return True
+    return False
+
+
+def _module_button(turn: _Turn, head: str, arg: str) -> None:
+    state = turn.state
+    run = state.run
+    assert run is not None  # noqa: S101 (checked by the caller)
+    module = _module(turn, run)
+    if run.phase != "steps":
+        _end_button(turn, module, head, arg)
+        return
+    current = module.step(run.step)
+    kind = current.type
+    if head == "dk" and current.skippable:
+        _answer(turn, module, current, None)
+    elif head == "pv" and kind is StepKind.OPEN_TEXT:
+        run.private_next = not run.private_next
+        key = "module.private_set" if run.private_next else "module.private_unset"
+        turn.say(turn.t(key), _step_buttons(turn, module, current), edit=True,
+                 notice=turn.t(key))
+    elif head == "s" and kind is StepKind.SCALE and arg in {"1", "2", "3", "4", "5"}:
+        _answer(turn, module, current, int(arg))
+    elif head == "o" and arg.isdigit() and int(arg) < len(current.options):
+        option = current.options[int(arg)]
+        if kind in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT}:
+            _answer(turn, module, current, option.key, chosen=option.action)
+        elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+            _toggle(turn, module, current, option.key)
+        else:
+            _stale(turn)
+    elif head == "ok" and kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+        need = min(3, len(current.options)) if kind is StepKind.TOP3 else current.min_choices
+        if len(run.selection) < need:
+            key = "module.top3_need" if kind is StepKind.TOP3 else "module.multi_need"
+            turn.say(turn.t(key, n=need), notice=turn.t(key, n=need))
+            return
+        _answer(turn, module, current, list(run.selection))
+    else:
+        _stale(turn)
+
+
+def _stale(turn: _Turn) -> None:
+    turn.events.append(InputRejected(reason="button_out_of_place"))
+    turn.say(turn.t("input.button_expired"), notice=turn.t("input.button_expired_short"))
+    _repeat(turn)
+
+
+def _toggle(turn: _Turn, module: Module, current: Step, key: str) -> None:
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (checked by the caller)
+    limit = 3 if current.type is StepKind.TOP3 else (current.max_choices or len(current.options))
+    if key in run.selection:
+        run.selection.remove(key)
+    elif len(run.selection) >= limit:
+        turn.say("", notice=turn.t("module.max_choices", n=limit))
+        return
+    else:
+        run.selection.append(key)
+    position, total = _progress(module, current)
+    head = turn.t("module.progress", n=position, total=total)
+    turn.say(f"{head}\n{_render(turn, module, current.text)}",
+             _step_buttons(turn, module, current), edit=True)
+
+
+def _open_answer(turn: _Turn, module: Module, current: Step, text: str) -> None:
+    clean = text.strip()
+    if len(clean) < current.min_length:
+        turn.events.append(InputRejected(reason="too_short"))
+        turn.say(turn.t("module.too_short", n=current.min_length))
+        return
+    if len(clean) > current.max_length:
+        turn.events.append(InputRejected(reason="too_long"))
+        turn.say(turn.t("module.too_long", n=current.max_length, length=len(clean)))
+        return
+    _answer(turn, module, current, clean)
+
+
+def _display(turn: _Turn, current: Step, value: AnswerValue) -> str:
+    lang = turn.state.lang
+    if value is None:
+        return turn.t("module.dont_know_display")
+    if current.type is StepKind.SCALE and isinstance(value, int) and current.scale:
+        return current.scale[value].get(lang)
+    labels = {o.key: o.label.get(lang) for o in current.options}
+    if isinstance(value, list):
+        return ", ".join(labels.get(v, v) for v in value)
+    return labels.get(str(value), str(value))
+
+
+def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
+            *, chosen: str | None = None) -> None:
+    state = turn.state
+    run = state.run
+    assert run is not None  # noqa: S101 (checked by the caller)
+    private = run.private_next and current.type is StepKind.OPEN_TEXT
+    run.answers[current.id] = value
+    run.displays[current.id] = _display(turn, current, value)
+    if private and current.id not in run.private:
+        run.private.append(current.id)
+    run.private_next = False
+    turn.events.append(AnswerRecorded(module=module.id, version=run.version, step=current.id,
+                                      value=value, display=run.displays[current.id],
+                                      private=private))
+    if chosen == "contact_request" and current.flag is not None:
+        turn.events.append(FlagRaised(level=current.flag.level.value, reason=current.flag.reason,
+                                      module=module.id, target="begeleider"))
+    nxt = _next_step(module, current, value)
+    if nxt is None:
+        _finish(turn, module)
+        return
+    _enter(turn, module, nxt)
+
+
+def _holds(cond: Condition, value: AnswerValue) -> bool:
+    if cond.eq is not None:
+        return value == cond.eq
+    if cond.ne is not None:
+        return value != cond.ne
+    if isinstance(value, int) and not isinstance(value, bool):
+        for bound, test in ((cond.lt, value.__lt__), (cond.lte, value.__le__),
+                            (cond.gt, value.__gt__), (cond.gte, value.__ge__)):
+            if bound is not None:
+                return bool(test(bound))
+    if cond.in_ is not None:
+        return value in cond.in_
+    if cond.contains is not None:
+        return isinstance(value, list) and cond.contains in value
+    if cond.contains_any is not None:
+        return isinstance(value, list) and any(v in value for v in cond.contains_any)
+    return False
+
+
+def _next_step(module: Module, current: Step, value: AnswerValue) -> Step | None:
+    for branch in current.branch:
+        if branch.when.answer is None and _holds(branch.when, value):
+            return module.step(branch.next)
+    if current.options and value is not None and not isinstance(value, list):
+        for option in current.options:
+            if option.key == value and option.next:
+                return module.step(option.next)
+    if current.next:
+        return module.step(current.next)
+    index = module.steps.index(current)
+    return module.steps[index + 1] if index + 1 < len(module.steps) else None
+
+
+def _render(turn: _Turn, module: Module, text: object) -> str:
+    from content.models import Text
+
+    assert isinstance(text, Text)  # noqa: S101 (typed by the caller)
+    run = turn.state.run
+    displays = run.displays if run else {}
+    raw = text.get(turn.state.lang)
+    return TEMPLATE_REF.sub(lambda m: displays.get(m.group(1), "-"), raw)
+
+
+def _end_phase(turn: _Turn, module: Module) -> None:
+    """The end of a module: what may the teacher see, then an offer to talk."""
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    end = module.step(run.step)
+    turn.state.turn += 1
+    if run.phase == "share":
+        share = end.share
+        question = share.text.get(turn.state.lang) if share else turn.t("end.share")
+        options = share.options if share else list(SHARE_KEYS)
+        turn.say(question, [[turn.button(turn.t(f"end.share_{k}"), f"sh:{k}")] for k in options])
+    else:
+        question = end.contact.get(turn.state.lang) if end.contact else turn.t("end.contact")
+        turn.say(question, [[turn.button(turn.t("end.contact_yes"), "ct:yes")],
+                            [turn.button(turn.t("end.contact_no"), "ct:no")]])
+
+
+def _end_button(turn: _Turn, module: Module, head: str, arg: str) -> None:
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (checked by the caller)
+    if run.phase == "share" and head == "sh" and arg in SHARE_KEYS:
+        run.share = arg
+        run.phase = "contact"
+        turn.say(turn.t(f"end.shared_{arg}"))
+        _end_phase(turn, module)
+    elif run.phase == "contact" and head == "ct":
+        _finish(turn, module, contact=arg == "yes")
+    else:
+        _stale(turn)
+
+
+def _finish(turn: _Turn, module: Module, *, contact: bool = False) -> None:
+    state = turn.state
+    run = state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    for rule in module.rules:
+        if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any):
+            turn.events.append(FlagRaised(level=rule.flag.level.value, reason=rule.flag.reason,
+                                          module=module.id))
+    turn.events.append(RunFinished(module=module.id, share=run.share or "niets"))
+    state.run = None
+    state.paused.pop(module.id, None)
+    state.mode = "menu"
+    turn.say(turn.t("end.well_done", title=module.title.get(state.lang)))
+    if module.card:
+        turn.say(turn.t("card.caption"), kind="photo", attachment=f"card:{module.id}")
+    if contact:
+        _contact_start(turn)
+        return
+    _menu(turn)

@@ -1,0 +1,239 @@
+"""What crosses the engine boundary: inbound events, outbound messages, domain events, state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from content.loader import Catalog
+from nlu.types import Parse
+
+AnswerValue = str | int | list[str] | None
+
+
+class InboundKind(StrEnum):
+    """What the pupil (or the system) did."""
+
+    TEXT = "text"
+    BUTTON = "button"
+    COMMAND = "command"
+    MEDIA = "media"  # sticker, voice, photo without caption, ...
+    SYSTEM = "system"  # reminder, assignment, handover: raised by the product, not the pupil
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One event for the engine, free of any transport detail."""
+
+    kind: InboundKind
+    text: str = ""
+    command: str = ""
+    args: str = ""
+    payload: str = ""
+    parse: Parse | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """An inline button: the adapter signs `payload` into callback data."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message to the pupil; `edit` replaces the message whose button was pressed."""
+
+    text: str = ""
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    kind: Literal["text", "photo", "document"] = "text"
+    attachment: str = ""  # what the adapter renders: "card:<module>", "export"
+    edit: bool = False
+    notice: str = ""  # a short toast for a pressed button (answerCallbackQuery)
+
+
+class JoinOutcome(StrEnum):
+    """What the adapter found for a `/start CODE` (the engine does not read the database)."""
+
+    NONE = "none"  # /start without a code
+    JOINED = "joined"
+    ALREADY = "already"
+    UNKNOWN = "unknown"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A module assigned to the pupil's class, with the pupil's progress on it."""
+
+    module: str
+    due: date | None = None
+    status: Literal["new", "busy", "done"] = "new"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One earlier answer, for /mijnantwoorden."""
+
+    module: str
+    step: str
+    question: str
+    display: str
+    private: bool
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the engine may know beyond the pupil's own state (loaded by the adapter)."""
+
+    catalog: Catalog
+    assignments: tuple[Assignment, ...] = ()
+    class_name: str | None = None
+    join: JoinOutcome = JoinOutcome.NONE
+    region: str = "BE"
+    history: tuple[HistoryItem, ...] | None = None
+    first_name: str = ""
+
+
+# ---- domain events: the adapter turns these into rows (answers, flags, runs) ----
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecorded:
+    module: str
+    version: str
+    step: str
+    value: AnswerValue
+    display: str
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    module: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgressed:
+    module: str
+    step: str
+    position: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaused:
+    module: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    module: str
+    share: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRaised:
+    level: str  # crisis | zorg | aandacht | contactvraag
+    reason: str
+    category: str | None = None
+    evidence: tuple[str, ...] = ()
+    target: str | None = None  # leerkracht | begeleider | clb
+    urgent: bool = False
+    about: str = ""
+    module: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGiven:
+    age_band: str
+
+
+@dataclass(frozen=True, slots=True)
+class PupilToStaff:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChanged:
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class InputRejected:
+    reason: str
+
+
+Event = (AnswerRecorded | RunStarted | RunProgressed | RunPaused | RunFinished | FlagRaised
+         | ConsentGiven | PupilToStaff | SettingChanged | InputRejected)
+
+
+# ---- state: JSON in the database between events ----
+
+
+class RunState(BaseModel):
+    """A pupil's position in one module, pinned to the version it started on."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    module: str
+    version: str
+    step: str
+    answers: dict[str, AnswerValue] = Field(default_factory=dict)
+    displays: dict[str, str] = Field(default_factory=dict)
+    private: list[str] = Field(default_factory=list)
+    selection: list[str] = Field(default_factory=list)
+    phase: Literal["steps", "share", "contact"] = "steps"
+    private_next: bool = False
+    share: str | None = None
+
+
+class ContactDraft(BaseModel):
+    """A contact request being filled in."""
+
+    stage: Literal["who", "about", "urgency"] = "who"
+    target: str | None = None
+    about: str = ""
+
+
+class Handover(BaseModel):
+    """An open conversation with a staff member: pupil text goes to them."""
+
+    flag_id: int
+    staff_name: str
+    role: str
+
+
+class PupilState(BaseModel):
+    """Everything the engine remembers about one pupil between events."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mode: Literal["new", "age", "consent", "menu", "module", "contact", "crisis", "checkin",
+                  "handover", "erase"] = "new"
+    lang: str = "nl"
+    turn: int = 0
+    age_band: str | None = None
+    run: RunState | None = None
+    paused: dict[str, RunState] = Field(default_factory=dict)
+    contact: ContactDraft | None = None
+    handover: Handover | None = None
+    reminders_off: bool = False
+    last_reminder: str | None = None  # ISO date
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one event changed: the new state, what to say, what happened."""
+
+    state: PupilState
+    outbound: tuple[Outbound, ...]
+    events: tuple[Event, ...]

@@ -1,0 +1,66 @@
+"""Engine and session factory; `upgrade()` runs the Alembic migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so the bot and dashboard can share it."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+            # Take control of transactions: pysqlite's implicit BEGIN would start read
+            # transactions that fail to upgrade to a write under contention (SQLITE_BUSY).
+            conn.isolation_level = None  # type: ignore[attr-defined]  # aiosqlite adapter attribute
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
+                               pool_pre_ping=True)
+
+
+def make_sessions(engine: AsyncEngine) -> Sessions:
+    """One session per unit of work; objects stay readable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration pointing at our migrations and the given database."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Create or migrate the schema (blocking; call from a thread inside an event loop)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str) -> None:
+    """`upgrade` from async code, in a worker thread (Alembic's env runs its own loop)."""
+    await asyncio.to_thread(upgrade, url)

@@ -1,0 +1,373 @@
+"""Repositories: queries and writes over an `AsyncSession` the caller owns (they never commit)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import (
+    Answer,
+    Assignment,
+    AuditLog,
+    Flag,
+    FlagEvent,
+    ModuleVersion,
+    Outbox,
+    ProcessedUpdate,
+    Pupil,
+    Run,
+    School,
+    SchoolClass,
+    Staff,
+    TranscriptLine,
+    utcnow,
+)
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud in class
+JOIN_CODE_LENGTH = 8
+STAFF_CODE_PREFIX = "st_"
+
+
+class StoreError(Exception):
+    """A request the store refuses, with one line for the operator or the form."""
+
+
+def new_code(length: int = JOIN_CODE_LENGTH) -> str:
+    """A random code from an alphabet without look-alike characters."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def is_join_code(text: str) -> bool:
+    """True when `text` has the shape of a class join code."""
+    return len(text) == JOIN_CODE_LENGTH and all(c in CODE_ALPHABET for c in text)
+
+
+# ---------------------------------------------------------------- schools, staff, classes
+
+
+async def add_school(session: AsyncSession, *, name: str, region: str = "BE") -> School:
+    """Add a school; names are unique."""
+    name = name.strip()
+    if not name:
+        raise StoreError("a school needs a name")
+    if await school_by_name(session, name) is not None:
+        raise StoreError(f"school {name!r} already exists")
+    school = School(name=name, region=region.upper())
+    session.add(school)
+    await session.flush()
+    return school
+
+
+async def school_by_name(session: AsyncSession, name: str) -> School | None:
+    """The school with this name, if any."""
+    return (await session.scalars(select(School).where(School.name == name))).first()
+
+
+async def add_staff(session: AsyncSession, *, school: School, email: str, name: str, role: str,
+                    password_hash: str | None) -> Staff:
+    """Add a staff account (email unique, role teacher|counsellor|admin)."""
+    email = email.strip().lower()
+    if role not in {"teacher", "counsellor", "admin"}:
+        raise StoreError(f"unknown role {role!r}: use teacher, counsellor or admin")
+    if "@" not in email or "." not in email.rsplit("@", 1)[-1]:
+        raise StoreError(f"not an e-mail address: {email!r}")
+    if await staff_by_email(session, email) is not None:
+        raise StoreError(f"a staff account with e-mail {email} already exists")
+    staff = Staff(school_id=school.id, email=email, name=name.strip(), role=role,
+                  password_hash=password_hash)
+    session.add(staff)
+    await session.flush()
+    return staff
+
+
+async def staff_by_email(session: AsyncSession, email: str) -> Staff | None:
+    """The staff account with this e-mail (case-insensitive)."""
+    stmt = select(Staff).where(Staff.email == email.strip().lower())
+    return (await session.scalars(stmt)).first()
+
+
+async def staff_by_telegram(session: AsyncSession, telegram_user_id: int) -> Staff | None:
+    """The active staff account linked to this Telegram user."""
+    stmt = select(Staff).where(Staff.telegram_user_id == telegram_user_id, Staff.active)
+    return (await session.scalars(stmt)).first()
+
+
+async def new_staff_link_code(session: AsyncSession, staff: Staff, *, now: datetime,
+                              valid: timedelta = timedelta(hours=24)) -> str:
+    """A one-time code the staff member sends to the bot to link Telegram."""
+    code = STAFF_CODE_PREFIX + new_code(10)
+    staff.link_code = code
+    staff.link_code_expires = now + valid
+    await session.flush()
+    return code
+
+
+async def link_staff(session: AsyncSession, *, code: str, telegram_user_id: int,
+                     now: datetime) -> Staff | None:
+    """Link a Telegram user to the staff account of a valid code (the code is used up)."""
+    staff = (await session.scalars(select(Staff).where(Staff.link_code == code))).first()
+    if staff is None or staff.link_code_expires is None or staff.link_code_expires < now:
+        return None
+    other = await staff_by_telegram(session, telegram_user_id)
+    if other is not None and other.id != staff.id:
+        other.telegram_user_id = None
+        await session.flush()
+    staff.telegram_user_id = telegram_user_id
+    staff.link_code = None
+    staff.link_code_expires = None
+    await session.flush()
+    return staff
+
+
+async def add_class(session: AsyncSession, *, school: School, name: str,
+                    teacher: Staff | None) -> SchoolClass:
+    """Add a class with a fresh join code; class names are unique per school."""
+    name = name.strip()
+    if not name:
+        raise StoreError("a class needs a name")
+    exists = await session.scalar(select(SchoolClass.id).where(
+        SchoolClass.school_id == school.id, SchoolClass.name == name))
+    if exists is not None:
+        raise StoreError(f"class {name!r} already exists in {school.name}")
+    for _ in range(10):
+        code = new_code()
+        if await session.scalar(select(SchoolClass.id).where(SchoolClass.join_code == code)) is None:
+            break
+    klass = SchoolClass(school_id=school.id, name=name, teacher_id=teacher.id if teacher else None,
+                        join_code=code)
+    session.add(klass)
+    await session.flush()
+    return klass
+
+
+async def classes_by_name(session: AsyncSession, name: str,
+                          school_id: int | None = None) -> Sequence[SchoolClass]:
+    """Classes with this name (in one school when given)."""
+    stmt = select(SchoolClass).where(SchoolClass.name == name.strip())
+    if school_id is not None:
+        stmt = stmt.where(SchoolClass.school_id == school_id)
+    return (await session.scalars(stmt)).all()
+
+
+async def class_by_code(session: AsyncSession, code: str) -> SchoolClass | None:
+    """The class with this join code."""
+    stmt = select(SchoolClass).where(SchoolClass.join_code == code.upper())
+    return (await session.scalars(stmt)).first()
+
+
+async def assign(session: AsyncSession, *, klass: SchoolClass, module_id: str, due: date | None,
+                 staff_id: int | None = None) -> tuple[Assignment, bool]:
+    """Assign a module to a class (again: update the due date); True when it is new."""
+    stmt = select(Assignment).where(Assignment.class_id == klass.id,
+                                    Assignment.module_id == module_id)
+    existing = (await session.scalars(stmt)).first()
+    if existing is not None:
+        existing.due = due
+        await session.flush()
+        return existing, False
+    assignment = Assignment(class_id=klass.id, module_id=module_id, due=due, created_by=staff_id)
+    session.add(assignment)
+    await session.flush()
+    return assignment, True
+
+
+async def assignments_for_class(session: AsyncSession, class_id: int) -> Sequence[Assignment]:
+    """The modules assigned to a class, oldest first."""
+    stmt = select(Assignment).where(Assignment.class_id == class_id).order_by(Assignment.id)
+    return (await session.scalars(stmt)).all()
+
+
+async def pupils_in_class(session: AsyncSession, class_id: int) -> Sequence[Pupil]:
+    """Active pupils of a class who gave consent."""
+    stmt = select(Pupil).where(Pupil.class_id == class_id, Pupil.active,
+                               Pupil.consent_at.is_not(None)).order_by(Pupil.id)
+    return (await session.scalars(stmt)).all()
+
+
+# ---------------------------------------------------------------- pupils and runs
+
+
+def _pseudonym() -> str:
+    return "L-" + new_code(6)
+
+
+async def pupil_for_update(session: AsyncSession, telegram_user_id: int) -> Pupil | None:
+    """The pupil row, locked for this transaction on PostgreSQL (per-pupil ordering)."""
+    stmt = select(Pupil).where(Pupil.telegram_user_id == telegram_user_id).with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def create_pupil(session: AsyncSession, *, telegram_user_id: int, chat_id: int,
+                       first_name: str) -> Pupil:
+    """A new pupil row with a unique pseudonym (used in logs and staff views)."""
+    pupil = Pupil(telegram_user_id=telegram_user_id, chat_id=chat_id,
+                  first_name=first_name[:100], pseudonym=_pseudonym(), state={})
+    session.add(pupil)
+    await session.flush()
+    return pupil
+
+
+async def runs_for_pupil(session: AsyncSession, pupil_id: int) -> Sequence[Run]:
+    """All runs of a pupil, oldest first."""
+    stmt = select(Run).where(Run.pupil_id == pupil_id).order_by(Run.id)
+    return (await session.scalars(stmt)).all()
+
+
+async def latest_run(session: AsyncSession, pupil_id: int, module_id: str) -> Run | None:
+    """The newest run of a pupil on a module."""
+    stmt = (select(Run).where(Run.pupil_id == pupil_id, Run.module_id == module_id)
+            .order_by(Run.id.desc()).limit(1))
+    return (await session.scalars(stmt)).first()
+
+
+async def save_answer(session: AsyncSession, *, run: Run, step_id: str, value: Any, display: str,
+                      private: bool, now: datetime) -> None:
+    """Store or replace the answer to one step of a run."""
+    stmt = select(Answer).where(Answer.run_id == run.id, Answer.step_id == step_id)
+    answer = (await session.scalars(stmt)).first()
+    if answer is None:
+        session.add(Answer(run_id=run.id, pupil_id=run.pupil_id, module_id=run.module_id,
+                           step_id=step_id, value={"v": value}, display=display,
+                           private=private, created_at=now))
+    else:
+        answer.value = {"v": value}
+        answer.display = display
+        answer.private = private
+        answer.created_at = now
+
+
+async def answers_for_pupil(session: AsyncSession, pupil_id: int) -> Sequence[Answer]:
+    """All answers of a pupil, in the order given."""
+    stmt = select(Answer).where(Answer.pupil_id == pupil_id).order_by(Answer.id)
+    return (await session.scalars(stmt)).all()
+
+
+async def add_transcript(session: AsyncSession, *, pupil_id: int, direction: str, text: str,
+                         now: datetime, private: bool = False) -> TranscriptLine:
+    """Append one line to a pupil's transcript."""
+    line = TranscriptLine(pupil_id=pupil_id, direction=direction, text=text[:4096],
+                          private=private, created_at=now)
+    session.add(line)
+    return line
+
+
+async def recent_transcript(session: AsyncSession, pupil_id: int,
+                            limit: int = 20) -> list[TranscriptLine]:
+    """The last `limit` transcript lines of a pupil, oldest first."""
+    stmt = (select(TranscriptLine).where(TranscriptLine.pupil_id == pupil_id)
+            .order_by(TranscriptLine.id.desc()).limit(limit))
+    return list(reversed((await session.scalars(stmt)).all()))
+
+
+# ---------------------------------------------------------------- updates, outbox, versions
+
+
+async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) -> bool:
+    """Record an update id; False when it was processed before (a redelivery)."""
+    if await session.get(ProcessedUpdate, update_id) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def enqueue(session: AsyncSession, *, chat_id: int, method: str, payload: dict[str, Any],
+                  priority: int = 0, pupil_id: int | None = None, staff_id: int | None = None,
+                  flag_id: int | None = None, now: datetime) -> Outbox:
+    """Queue one Bot API call; the sender delivers it after this transaction commits."""
+    row = Outbox(chat_id=chat_id, method=method, payload=payload, priority=priority,
+                 pupil_id=pupil_id, staff_id=staff_id, flag_id=flag_id, created_at=now)
+    session.add(row)
+    return row
+
+
+async def pending_outbox(session: AsyncSession, *, now: datetime, limit: int = 200,
+                         skip_locked: bool = False) -> Sequence[Outbox]:
+    """Pending rows, most urgent first, oldest first; claimed with SKIP LOCKED on PostgreSQL."""
+    stmt = (select(Outbox).where(Outbox.status == "pending",
+                                 (Outbox.not_before.is_(None)) | (Outbox.not_before <= now))
+            .order_by(Outbox.priority, Outbox.id).limit(limit))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return (await session.scalars(stmt)).all()
+
+
+async def outbox_backlog(session: AsyncSession) -> int:
+    """How many messages wait to be sent."""
+    return int(await session.scalar(
+        select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) or 0)
+
+
+async def mark_chat_blocked(session: AsyncSession, chat_id: int) -> None:
+    """A pupil blocked the bot: mark them and drop what still waits for them."""
+    await session.execute(update(Pupil).where(Pupil.chat_id == chat_id).values(blocked=True))
+    await session.execute(update(Outbox).where(Outbox.chat_id == chat_id,
+                                               Outbox.status == "pending")
+                          .values(status="dead", last_error="blocked by the user"))
+
+
+async def store_module_versions(session: AsyncSession, bodies: dict[tuple[str, str],
+                                                                   dict[str, Any]]) -> None:
+    """Keep every module version so runs pinned to it can continue after an edit."""
+    known = set((await session.execute(select(ModuleVersion.module_id,
+                                              ModuleVersion.version))).tuples().all())
+    for (module_id, version), body in bodies.items():
+        if (module_id, version) not in known:
+            session.add(ModuleVersion(module_id=module_id, version=version, body=body))
+
+
+async def module_versions(session: AsyncSession) -> Sequence[ModuleVersion]:
+    """All stored module versions."""
+    return (await session.scalars(select(ModuleVersion))).all()
+
+
+# ---------------------------------------------------------------- flags and audit
+
+
+async def open_flag(session: AsyncSession, *, pupil_id: int, kind: str,
+                    target: str | None) -> Flag | None:
+    """The pupil's open (not closed) flag of this kind and target, if any."""
+    stmt = select(Flag).where(Flag.pupil_id == pupil_id, Flag.kind == kind,
+                              Flag.state != "closed")
+    if target is not None:
+        stmt = stmt.where(Flag.target == target)
+    return (await session.scalars(stmt.order_by(Flag.id.desc()))).first()
+
+
+async def add_flag_event(session: AsyncSession, *, flag: Flag, action: str, staff_id: int | None,
+                         note: str = "", now: datetime) -> None:
+    """Record who did what with a flag."""
+    session.add(FlagEvent(flag_id=flag.id, staff_id=staff_id, action=action, note=note,
+                          created_at=now))
+
+
+async def audit(session: AsyncSession, *, staff: Staff | None, action: str, target: str,
+                now: datetime | None = None) -> None:
+    """Write one audit line (every staff read of a flag or transcript)."""
+    session.add(AuditLog(school_id=staff.school_id if staff else None,
+                         staff_id=staff.id if staff else None, action=action, target=target,
+                         created_at=now or utcnow()))
+
+
+async def flags_newest_first(session: AsyncSession) -> Sequence[Flag]:
+    """All flags, newest first (for `leerbot flags list`)."""
+    return (await session.scalars(select(Flag).order_by(Flag.created_at.desc(),
+                                                        Flag.id.desc()))).all()
+
+
+async def erase_pupil_rows(session: AsyncSession, pupil: Pupil) -> None:
+    """Delete a pupil's answers, transcript, runs and pending messages; flags stay, detached."""
+    await session.execute(update(Flag).where(Flag.pupil_id == pupil.id)
+                          .values(pupil_id=None, context={"lines": []}))
+    for table in (Answer, TranscriptLine, Run, Outbox):
+        await session.execute(delete(table).where(table.pupil_id == pupil.id))
+    await session.delete(pupil)
