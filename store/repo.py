@@ -318,8 +318,8 @@ async def mark_chat_blocked(session: AsyncSession, chat_id: int) -> None:
 async def store_module_versions(session: AsyncSession, bodies: dict[tuple[str, str],
                                                                    dict[str, Any]]) -> None:
     """Keep every module version so runs pinned to it can continue after an edit."""
-    known = set((await session.execute(select(ModuleVersion.module_id,
-                                              ModuleVersion.version))).tuples().all())
+    known = {tuple(row) for row in (await session.execute(select(ModuleVersion.module_id,
+                                              ModuleVersion.version))).all()}
     for (module_id, version), body in bodies.items():
         if (module_id, version) not in known:
             session.add(ModuleVersion(module_id=module_id, version=version, body=body))

@@ -2,10 +2,9 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 08:04:49.842387
+Create Date: (regenerated)
 """
 from alembic import op
-from sqlalchemy.dialects import postgresql
 import sqlalchemy as sa
 import store.models
 from sqlalchemy.dialects import postgresql
