@@ -183,20 +183,16 @@ def staff_link(email: Annotated[str, typer.Option()]) -> None:
 
 def bot_username(cfg: Settings) -> str:
     """The bot's username for deep links: configured, else asked with getMe, else a default."""
-    if cfg.bot_username:
-        return cfg.bot_username.lstrip("@")
-    import httpx
+    from leerbot import links
 
-    try:
-        reply = httpx.get(f"{cfg.telegram_api_url}{cfg.token}/getMe", timeout=2.0)
-        return str(reply.json()["result"]["username"])
-    except (httpx.HTTPError, KeyError, ValueError):
-        return "leerbot_sandbox_bot"
+    return links.bot_username(cfg)
 
 
 def deep_link(code: str, cfg: Settings | None = None) -> str:
     """https://t.me/<bot>?start=<code>"""
-    return f"https://t.me/{bot_username(cfg or settings())}?start={code}"
+    from leerbot import links
+
+    return links.deep_link(bot_username(cfg or settings()), code)
 
 
 @class_app.command("add")
