@@ -96,7 +96,7 @@ class BotHandlers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         """Every update goes through here."""
         chat = update.effective_chat
         if chat is not None and chat.type != "private":
@@ -127,7 +127,7 @@ class BotHandlers:
         message = update.effective_message
         if message is None or update.edited_message is not None:
             return
-        if message.text and message.text.startswith("/") or (
+        if (message.text and message.text.startswith("/")) or (
                 message.new_chat_members and any(m.is_bot for m in message.new_chat_members)):
             with contextlib.suppress(Exception):
                 await context_bot(update).send_message(
@@ -190,7 +190,7 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS],
                                           language_code="nl")
 
-    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]  # PTB generics
+    async def post_shutdown(_app: Application) -> None:  # type: ignore[type-arg]  # PTB generics
         sender = runtime.extras.get("sender")
         if sender is not None:
             await sender.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable
@@ -239,10 +240,8 @@ class Conversation:
             module = self.catalog.modules.get(answer.module_id)
             question = answer.step_id
             if module is not None:
-                try:
+                with contextlib.suppress(KeyError):  # a step removed in a newer version
                     question = _short_question(module, answer.step_id)
-                except KeyError:
-                    pass
             items.append(HistoryItem(module=answer.module_id, step=answer.step_id,
                                      question=question, display=answer.display,
                                      private=answer.private))

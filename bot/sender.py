@@ -73,7 +73,7 @@ class Sender:
     def __init__(self, *, sessions: Sessions, bot: Bot, global_rate: float = 28.0,
                  chat_rate: float = 1.0, chat_burst: float = 3.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 skip_locked: bool = False, on_blocked: Callable[[int], None] | None = None) -> None:
+                 skip_locked: bool = False) -> None:
         self.sessions = sessions
         self.bot = bot
         self.clock = clock
@@ -119,9 +119,9 @@ class Sender:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=waited)
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, limit_s: float = 10.0) -> None:
         """Send until the outbox is empty (for the CLI and tests)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
             await self._round()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -199,7 +199,7 @@ class Sender:
                 await self._mark(row, status="sent", error=str(exc)[:300])
                 return True
             self.stats.errors += 1
-            log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method, exc)
+            log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method, exc)  # noqa: TRY400 (an expected refusal, no traceback needed)
             await self._mark(row, status="dead", error=str(exc)[:300])
             return True
         except (NetworkError, TimedOut) as exc:

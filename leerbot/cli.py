@@ -102,7 +102,7 @@ def db_upgrade() -> None:
     url = settings().database_url
     try:
         upgrade(url)
-    except Exception as exc:  # noqa: BLE001 (any driver error becomes one operator line)
+    except Exception as exc:
         fail(f"cannot migrate {url.split('@')[-1]}: {str(exc).splitlines()[0]}")
     print("database is up to date")
 
@@ -235,7 +235,7 @@ def assign_cmd(
     klass: Annotated[str, typer.Option("--class", help="class name")],
     module: Annotated[str, typer.Option(help="module id, e.g. wie-ben-ik")],
     due: Annotated[str | None, typer.Option(help="YYYY-MM-DD")] = None,
-    school: Annotated[str | None, typer.Option(help="school name, when class names repeat")] = None,
+    school: Annotated[str | None, typer.Option(help="school, when class names repeat")] = None,
 ) -> None:
     """Assign a module to a class; pupils are notified through the bot."""
     from bot.assign import assign_module

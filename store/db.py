@@ -9,7 +9,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -18,7 +23,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so the bot and dashboard can share it."""
+    """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -32,7 +37,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             cursor.close()
             # Take control of transactions: pysqlite's implicit BEGIN would start read
             # transactions that fail to upgrade to a write under contention (SQLITE_BUSY).
-            conn.isolation_level = None  # type: ignore[attr-defined]  # aiosqlite adapter attribute
+            conn.isolation_level = None  # the aiosqlite adapter exposes it like sqlite3
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:

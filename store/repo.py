@@ -137,7 +137,8 @@ async def add_class(session: AsyncSession, *, school: School, name: str,
         raise StoreError(f"class {name!r} already exists in {school.name}")
     for _ in range(10):
         code = new_code()
-        if await session.scalar(select(SchoolClass.id).where(SchoolClass.join_code == code)) is None:
+        taken = await session.scalar(select(SchoolClass.id).where(SchoolClass.join_code == code))
+        if taken is None:
             break
     klass = SchoolClass(school_id=school.id, name=name, teacher_id=teacher.id if teacher else None,
                         join_code=code)

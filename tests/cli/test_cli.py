@@ -100,7 +100,8 @@ def test_flags_list_json_is_empty_list_on_a_new_school(school_db: str) -> None:
 
 def test_staff_link_prints_a_one_time_code(school_db: str) -> None:
     code = ok(school_db, "staff", "link", "--email", "an@vti.be").strip()
-    assert code.startswith("st_") and len(code) == 13
+    assert code.startswith("st_")
+    assert len(code) == 13
 
 
 def test_missing_schema_is_named(tmp_path: object) -> None:

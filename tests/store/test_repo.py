@@ -90,7 +90,8 @@ async def test_blocked_chat_drops_its_pending_messages(sessions: Sessions) -> No
         await repo.mark_chat_blocked(s, 5)
     async with sessions() as s:
         assert (await s.get(Pupil, pupil.id)).blocked is True
-        statuses = {c: st for c, st in (await s.execute(select(Outbox.chat_id, Outbox.status))).all()}
+        rows = (await s.execute(select(Outbox.chat_id, Outbox.status))).all()
+        statuses = dict(rows)
         assert statuses == {5: "dead", 6: "pending"}
 
 
