@@ -126,19 +126,33 @@ class Conversation:
         self.on_commit()
 
     async def system_in(self, session: AsyncSession, *, pupil_id: int, command: str,
-                        data: dict[str, Any], priority: int = 0) -> StepResult | None:
-        """A system event inside the caller's transaction (the caller commits)."""
+                        data: dict[str, Any], priority: int = 0,
+                        flag_id: int | None = None) -> StepResult | None:
+        """A system event inside the caller's transaction (the caller commits).
+
+        `flag_id` ties the queued messages to a flag, so a failed delivery shows on it.
+        """
         pupil = await session.get(Pupil, pupil_id, with_for_update=True)
         if pupil is None or not pupil.active:
             return None
         inbound = Inbound(kind=InboundKind.SYSTEM, command=command, data=data)
-        return await self._step(session, pupil, inbound, JoinOutcome.NONE, None, priority=priority)
+        return await self._step(session, pupil, inbound, JoinOutcome.NONE, None, priority=priority,
+                                flag_id=flag_id)
 
     # ------------------------------------------------------------ internals
 
     async def _handle(self, session: AsyncSession, incoming: Incoming,
                       parse: Parse | None) -> Handled:
         now = self.clock()
+        payload = None
+        if incoming.kind == "callback":
+            # Checked before anything is written: a forged or foreign button changes nothing.
+            payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
+            if payload is None:
+                known = await repo.pupil_for_update(session, incoming.user_id)
+                log.warning("rejected callback data from %s (forged or foreign)",
+                            known.pseudonym if known else "an unknown user")
+                return Handled(notice=self.catalog.texts.get("input.button_expired_short"))
         if incoming.update_id is not None and not await repo.claim_update(
                 session, incoming.update_id, now=now):
             log.info("duplicate update %s ignored", incoming.update_id)
@@ -166,13 +180,6 @@ class Conversation:
         pupil.chat_id = incoming.chat_id
         if pupil.blocked:
             pupil.blocked = False  # they write again, so they unblocked the bot
-        payload = None
-        if incoming.kind == "callback":
-            payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
-            if payload is None:
-                log.warning("rejected callback data for pupil %s (forged or foreign)",
-                            pupil.pseudonym)
-                return Handled(notice=self.catalog.texts.get("input.button_expired_short"))
         inbound = self._inbound(incoming, parse, payload)
         if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA} and inbound.text:
             await repo.add_transcript(session, pupil_id=pupil.id, direction="in",
@@ -249,7 +256,7 @@ class Conversation:
 
     async def _step(self, session: AsyncSession, pupil: Pupil, inbound: Inbound,
                     join: JoinOutcome, incoming: Incoming | None, *,
-                    priority: int = 0) -> StepResult:
+                    priority: int = 0, flag_id: int | None = None) -> StepResult:
         now = self.clock()
         ctx = await self.context(session, pupil, join, inbound)
         state = PupilState.model_validate(pupil.state or {})
@@ -260,7 +267,7 @@ class Conversation:
         pupil.lang = result.state.lang
         pupil.reminders_off = result.state.reminders_off
         await self._queue(session, pupil, pupil.chat_id, result.outbound, incoming, now=now,
-                          priority=priority)
+                          priority=priority, flag_id=flag_id)
         return result
 
     async def _run(self, session: AsyncSession, pupil: Pupil, module_id: str) -> Run | None:
@@ -321,22 +328,28 @@ class Conversation:
 
     async def _queue(self, session: AsyncSession, pupil: Pupil | None, chat_id: int,
                      outbound: tuple[Outbound, ...], incoming: Incoming | None, *,
-                     now: datetime, priority: int = 0) -> None:
+                     now: datetime, priority: int = 0, flag_id: int | None = None) -> None:
         edit_id = incoming.message_id if incoming is not None else None
         for message in outbound:
             for method, params in render(self.secret, chat_id, message, edit_id):
-                if method == "sendPhoto" and pupil is not None:
-                    renderer = self.attachment_renderers.get(message.attachment.split(":")[0])
+                if method in {"sendPhoto", "sendDocument"} and pupil is not None:
+                    kind, _, name = message.attachment.partition(":")
+                    renderer = self.attachment_renderers.get(kind)
                     if renderer is None:
                         continue
-                    png = await renderer(session, pupil, message.attachment)
-                    if png is None:
+                    data = await renderer(session, pupil, message.attachment)
+                    if data is None:
                         continue
-                    params = dict(params, photo_b64=_b64(png))
+                    if method == "sendPhoto":
+                        params = dict(params, photo_b64=_b64(data))
+                    else:  # "export:<file name>": the name comes from content/texts
+                        params = dict(params, document_b64=_b64(data), filename=name or kind)
                     params.pop("attachment", None)
+                elif method in {"sendPhoto", "sendDocument"}:
+                    continue  # nothing to render for someone without a pupil row
                 await repo.enqueue(session, chat_id=chat_id, method=method, payload=params,
                                    priority=priority, pupil_id=pupil.id if pupil else None,
-                                   now=now)
+                                   flag_id=flag_id, now=now)
             if pupil is not None and message.text and message.kind == "text":
                 await repo.add_transcript(session, pupil_id=pupil.id, direction="out",
                                           text=message.text, now=now)

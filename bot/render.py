@@ -47,6 +47,11 @@ def render(secret: bytes, chat_id: int, outbound: Outbound,
         params: dict[str, Any] = {"chat_id": chat_id, "caption": outbound.text[:1024],
                                   "attachment": outbound.attachment}
         return [("sendPhoto", params)]
+    if outbound.kind == "document":
+        # The conversation renders the attachment ("export:<file name>") into document_b64.
+        params = {"chat_id": chat_id, "caption": outbound.text[:1024],
+                  "attachment": outbound.attachment}
+        return [("sendDocument", params)]
     if not outbound.text:
         return []
     if outbound.edit and edit_message_id is not None:

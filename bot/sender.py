@@ -224,6 +224,11 @@ class Sender:
             params.pop("attachment", None)
             msg = await self.bot.send_photo(photo=photo, **params)
             return msg.message_id
+        if method == "sendDocument" and "document_b64" in params:
+            document = base64.b64decode(params.pop("document_b64"))
+            filename = str(params.pop("filename", "leerbot.txt"))
+            msg = await self.bot.send_document(document=document, filename=filename, **params)
+            return msg.message_id
         result = await self.bot.do_api_request(method, api_kwargs=params)
         if isinstance(result, dict):
             return int(result.get("message_id", 0)) or None
@@ -236,6 +241,10 @@ class Sender:
         if status == "sent":
             values["sent_at"] = self.clock()
             values["message_id"] = message_id
+            if any(key.endswith("_b64") for key in row.payload):
+                # A sent file (a pupil's data export, a card) is not kept as a second copy.
+                values["payload"] = {k: v for k, v in row.payload.items()
+                                     if not k.endswith("_b64")}
         if error is not None:
             values["last_error"] = error
         if attempts is not None:
@@ -247,7 +256,7 @@ class Sender:
         row.attempts = attempts if attempts is not None else row.attempts
 
     async def _blocked(self, row: Outbox, error: str) -> None:
-        log.info("chat %s blocked the bot: marking and skipping", row.chat_id)
+        log.info("outbox row %s: the chat blocked the bot; marking and skipping", row.id)
         async with self.sessions.begin() as session:
             await session.execute(update(Outbox).where(Outbox.id == row.id)
                                   .values(status="dead", last_error=error[:300]))

@@ -18,6 +18,7 @@ class Cell:
     """Where one pupil stands in one module."""
 
     status: Status
+    run_id: int = 0
     position: int = 0
     total: int = 0
     at: datetime | None = None
@@ -41,8 +42,14 @@ def cells(runs: Iterable[RunRow]) -> dict[tuple[int, str], Cell]:
         if key in found and found[key].status == "done" and run.status != "done":
             continue
         status: Status = run.status if run.status in {"busy", "paused", "done"} else "busy"  # type: ignore[assignment]  # narrowed by the test
-        found[key] = Cell(status=status, position=run.position, total=run.total,
-                          at=run.finished_at or run.updated_at, share=run.share)
+        found[key] = Cell(
+            status=status,
+            run_id=run.id,
+            position=run.position,
+            total=run.total,
+            at=run.finished_at or run.updated_at,
+            share=run.share,
+        )
     return found
 
 
@@ -66,16 +73,19 @@ class SharedAnswer:
     display: str
 
 
-def visible_answers(module: Module | None, rows: Sequence[AnswerRow]) -> list[SharedAnswer]:
-    """The answers of one pupil's newest finished run that the pupil shared, in step order.
+def visible_answers(
+    module: Module | None, cell: Cell | None, rows: Sequence[AnswerRow]
+) -> list[SharedAnswer]:
+    """The answers of a pupil's finished run (`cell`) that the pupil shared, in step order.
 
     `rows` are non-private answers of finished runs with share alles or samenvatting (the
     query never returns private answers); `samenvatting` keeps only the summary's answers.
     """
-    if not rows:
+    if cell is None or cell.status != "done":
         return []
-    newest = max(r.run_id for r in rows)
-    mine = [r for r in rows if r.run_id == newest]
+    mine = [r for r in rows if r.run_id == cell.run_id]
+    if not mine:
+        return []
     if mine[0].share == "samenvatting":
         allowed = summary_steps(module) if module is not None else set()
         mine = [r for r in mine if r.step_id in allowed]

@@ -131,8 +131,9 @@ class Invitations:
     """Signed, expiring links that let a staff member choose a password, once."""
 
     def __init__(self, secret: bytes) -> None:
-        self.serializer = URLSafeTimedSerializer(derive_key(secret, "dashboard-invite"),
-                                                 salt="invite")
+        self.serializer = URLSafeTimedSerializer(
+            derive_key(secret, "dashboard-invite"), salt="invite"
+        )
 
     def make(self, *, staff_id: int, password_hash: str | None) -> str:
         """A token bound to the account and its current password (using it changes that)."""
@@ -144,7 +145,10 @@ class Invitations:
             data = self.serializer.loads(token, max_age=INVITE_MAX_AGE)
         except BadSignature:
             return None
-        if not isinstance(data, dict) or not isinstance(data.get("s"), int) \
-                or not isinstance(data.get("f"), str):
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("s"), int)
+            or not isinstance(data.get("f"), str)
+        ):
             return None
         return data["s"], data["f"]

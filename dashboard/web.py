@@ -115,8 +115,13 @@ def sign_in(request: Request, staff: Staff) -> None:
 
 def safe_next(target: str | None, default: str) -> str:
     """Only local paths are followed after login (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target or urlsplit(target).netloc:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or urlsplit(target).netloc
+    ):
         return default
     return target
 
@@ -174,8 +179,14 @@ def staff_page(*roles: str) -> Callable[[Handler], Callable[[Request], Awaitable
 # ---------------------------------------------------------------- rendering
 
 
-def render(request: Request, template: str, context: Mapping[str, Any] | None = None, *,
-           staff: Staff | None = None, status_code: int = 200) -> Response:
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    staff: Staff | None = None,
+    status_code: int = 200,
+) -> Response:
     """A page from `templates/`, with the navigation, CSRF token and one-time messages."""
     messages = request.session.pop("flash", []) if "flash" in request.session else []
     data: dict[str, Any] = {
@@ -186,8 +197,9 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
         "path": request.url.path,
     }
     data.update(context or {})
-    response = web(request).templates.TemplateResponse(request, template, data,
-                                                       status_code=status_code)
+    response = web(request).templates.TemplateResponse(
+        request, template, data, status_code=status_code
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

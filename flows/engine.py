@@ -14,7 +14,9 @@ from flows.types import (
     ConsentGiven,
     ContactDraft,
     Context,
+    EraseConfirmed,
     Event,
+    ExportRequested,
     FlagRaised,
     Handover,
     Inbound,
@@ -44,6 +46,7 @@ MENU_WORDS = {"menu", "menu!", "start"}
 CONFIDENT = 0.7
 SHARE_KEYS = ("alles", "samenvatting", "niets")
 CONTACT_TARGETS = ("leerkracht", "begeleider", "clb")
+PRIVACY_COMMANDS = {"mijngegevens", "vergeetmij"}  # open before consent too (GDPR rights)
 
 
 @dataclass
@@ -138,6 +141,9 @@ def _system(turn: _Turn, inbound: Inbound) -> None:
         role = state.handover.role if state.handover else str(data.get("role", ""))
         turn.say(turn.t("handover.message", name=name, role=turn.t(f"roles.{role}"),
                         text=str(data["text"])))
+        if data.get("first") and state.mode == "handover":
+            # The first staff message: tell the pupil that typing now reaches a person.
+            turn.say(turn.t("handover.how_to_reply", name=name))
         return
     if inbound.command == "handover_close":
         state.handover = None
@@ -214,7 +220,7 @@ def _ask_consent(turn: _Turn) -> None:
 
 def _command(turn: _Turn, inbound: Inbound) -> None:
     state, cmd = turn.state, inbound.command
-    if state.mode in {"age", "consent"} and cmd not in {"help", "privacy"}:
+    if state.mode in {"age", "consent"} and cmd not in {"help", "privacy"} | PRIVACY_COMMANDS:
         turn.say(turn.t("consent.first"))
         _ask_consent(turn) if state.mode == "consent" else _ask_age(turn)
         return
@@ -238,6 +244,12 @@ def _command(turn: _Turn, inbound: Inbound) -> None:
         turn.say(_helplines(turn, "all"))
     elif cmd == "privacy":
         turn.say(turn.t("privacy.text"))
+    elif cmd == "mijngegevens":
+        turn.events.append(ExportRequested())
+        turn.say(turn.t("mijngegevens.caption"), kind="document",
+                 attachment=f"export:{turn.t('mijngegevens.filename')}")
+    elif cmd == "vergeetmij":
+        _erase_ask(turn)
     elif cmd == "herinneringen":
         state.reminders_off = not state.reminders_off
         turn.events.append(SettingChanged(name="reminders_off", value=state.reminders_off))
@@ -291,6 +303,8 @@ def _button(turn: _Turn, inbound: Inbound) -> None:
         state.reminders_off = True
         turn.events.append(SettingChanged(name="reminders_off", value=True))
         turn.say(turn.t("reminders.disabled"))
+    elif head == "er" and state.mode in {"erase", "age", "consent"}:
+        _erase_button(turn, arg)
     elif state.mode == "module" and state.run is not None:
         _module_button(turn, head, arg)
     else:
@@ -311,6 +325,36 @@ def _consent_answer(turn: _Turn, arg: str) -> None:
     else:
         turn.say(turn.t("consent.declined"))
         _ask_consent(turn)
+
+
+# ---------------------------------------------------------------- privacy: erase
+
+
+def _erase_ask(turn: _Turn) -> None:
+    """Ask once more before /vergeetmij erases everything (before consent: keep that mode)."""
+    state = turn.state
+    if state.run is not None:
+        _pause_run(turn, quiet=True)
+    if state.mode not in {"age", "consent"}:
+        state.mode = "erase"  # consent still open stays open: "Nee" must not skip it
+    state.turn += 1
+    turn.say(turn.t("vergeetmij.note"))
+    turn.say(turn.t("vergeetmij.confirm"), [
+        [turn.button(turn.t("vergeetmij.yes"), "er:yes")],
+        [turn.button(turn.t("vergeetmij.no"), "er:no")]])
+
+
+def _erase_button(turn: _Turn, arg: str) -> None:
+    if arg == "yes":
+        # The adapter deletes the pupil in this transaction and says goodbye (erase_done).
+        turn.events.append(EraseConfirmed())
+        turn.state = PupilState(mode="new")
+        return
+    turn.say(turn.t("vergeetmij.cancelled"))
+    if turn.state.mode in {"age", "consent"}:
+        _repeat(turn)
+    else:
+        _menu(turn)
 
 
 # ---------------------------------------------------------------- free text

@@ -172,8 +172,19 @@ class InputRejected:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRequested:
+    """The pupil asked for a copy of their own data (/mijngegevens)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EraseConfirmed:
+    """The pupil confirmed /vergeetmij: the adapter erases them in this same transaction."""
+
+
 Event = (AnswerRecorded | RunStarted | RunProgressed | RunPaused | RunFinished | FlagRaised
-         | ConsentGiven | PupilToStaff | SettingChanged | InputRejected)
+         | ConsentGiven | PupilToStaff | SettingChanged | InputRejected | ExportRequested
+         | EraseConfirmed)
 
 
 # ---- state: JSON in the database between events ----

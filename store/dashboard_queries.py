@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import (
@@ -116,6 +116,11 @@ class AuditRow:
     created_at: datetime
 
 
+def _values(row: Any) -> tuple[Any, ...]:
+    """A result row as a plain tuple (for rows wider than SQLAlchemy's typed tuples)."""
+    return tuple(row)
+
+
 # ---------------------------------------------------------------- staff
 
 
@@ -150,27 +155,38 @@ async def set_staff_active(session: AsyncSession, staff: Staff, *, active: bool)
 
 
 def _class_rows_stmt() -> Any:
-    pupils = (select(func.count(Pupil.id))
-              .where(Pupil.class_id == SchoolClass.id, Pupil.active,
-                     Pupil.consent_at.is_not(None))
-              .correlate(SchoolClass).scalar_subquery())
-    assignments = (select(func.count(Assignment.id))
-                   .where(Assignment.class_id == SchoolClass.id)
-                   .correlate(SchoolClass).scalar_subquery())
-    return select(SchoolClass.id, SchoolClass.name, SchoolClass.join_code,
-                  SchoolClass.teacher_id, pupils, assignments).order_by(SchoolClass.name)
+    pupils = (
+        select(func.count(Pupil.id))
+        .where(Pupil.class_id == SchoolClass.id, Pupil.active, Pupil.consent_at.is_not(None))
+        .correlate(SchoolClass)
+        .scalar_subquery()
+    )
+    assignments = (
+        select(func.count(Assignment.id))
+        .where(Assignment.class_id == SchoolClass.id)
+        .correlate(SchoolClass)
+        .scalar_subquery()
+    )
+    return select(
+        SchoolClass.id,
+        SchoolClass.name,
+        SchoolClass.join_code,
+        SchoolClass.teacher_id,
+        pupils,
+        assignments,
+    ).order_by(SchoolClass.name)
 
 
 async def classes_of_teacher(session: AsyncSession, teacher_id: int) -> list[ClassRow]:
     """The classes a teacher owns, by name, with pupil and assignment counts."""
     stmt = _class_rows_stmt().where(SchoolClass.teacher_id == teacher_id)
-    return [ClassRow(*row) for row in (await session.execute(stmt)).all()]
+    return [ClassRow(*_values(row)) for row in (await session.execute(stmt)).all()]
 
 
 async def classes_of_school(session: AsyncSession, school_id: int) -> list[ClassRow]:
     """All classes of a school, by name, with pupil and assignment counts."""
     stmt = _class_rows_stmt().where(SchoolClass.school_id == school_id)
-    return [ClassRow(*row) for row in (await session.execute(stmt)).all()]
+    return [ClassRow(*_values(row)) for row in (await session.execute(stmt)).all()]
 
 
 async def class_by_id(session: AsyncSession, class_id: int) -> SchoolClass | None:
@@ -180,8 +196,9 @@ async def class_by_id(session: AsyncSession, class_id: int) -> SchoolClass | Non
 
 async def class_name_taken(session: AsyncSession, *, school_id: int, name: str) -> bool:
     """True when the school already has a class with this name."""
-    stmt = select(SchoolClass.id).where(SchoolClass.school_id == school_id,
-                                        SchoolClass.name == name.strip())
+    stmt = select(SchoolClass.id).where(
+        SchoolClass.school_id == school_id, SchoolClass.name == name.strip()
+    )
     return await session.scalar(stmt) is not None
 
 
@@ -189,18 +206,31 @@ async def pupils_of_classes(session: AsyncSession, class_ids: Sequence[int]) -> 
     """Active pupils with consent in these classes, in the order they joined."""
     if not class_ids:
         return []
-    stmt = (select(Pupil.id, Pupil.first_name, Pupil.pseudonym, Pupil.class_id,
-                   Pupil.last_seen_at, Pupil.created_at)
-            .where(Pupil.class_id.in_(class_ids), Pupil.active, Pupil.consent_at.is_not(None))
-            .order_by(Pupil.id))
+    stmt = (
+        select(
+            Pupil.id,
+            Pupil.first_name,
+            Pupil.pseudonym,
+            Pupil.class_id,
+            Pupil.last_seen_at,
+            Pupil.created_at,
+        )
+        .where(Pupil.class_id.in_(class_ids), Pupil.active, Pupil.consent_at.is_not(None))
+        .order_by(Pupil.id)
+    )
     return [PupilRow(*row) for row in (await session.execute(stmt)).all()]
 
 
 async def pupil_row(session: AsyncSession, pupil_id: int) -> PupilRow | None:
     """One active pupil with consent, as staff lists show them."""
-    stmt = (select(Pupil.id, Pupil.first_name, Pupil.pseudonym, Pupil.class_id,
-                   Pupil.last_seen_at, Pupil.created_at)
-            .where(Pupil.id == pupil_id, Pupil.active, Pupil.consent_at.is_not(None)))
+    stmt = select(
+        Pupil.id,
+        Pupil.first_name,
+        Pupil.pseudonym,
+        Pupil.class_id,
+        Pupil.last_seen_at,
+        Pupil.created_at,
+    ).where(Pupil.id == pupil_id, Pupil.active, Pupil.consent_at.is_not(None))
     row = (await session.execute(stmt)).first()
     return PupilRow(*row) if row is not None else None
 
@@ -211,21 +241,35 @@ async def assignments_of_class(session: AsyncSession, class_id: int) -> Sequence
     return (await session.scalars(stmt)).all()
 
 
-async def runs_of_pupils(session: AsyncSession, pupil_ids: Sequence[int],
-                         module_ids: Sequence[str] | None = None) -> list[RunRow]:
+async def runs_of_pupils(
+    session: AsyncSession, pupil_ids: Sequence[int], module_ids: Sequence[str] | None = None
+) -> list[RunRow]:
     """Every run of these pupils (on these modules when given), oldest first."""
     if not pupil_ids:
         return []
-    stmt = (select(Run.id, Run.pupil_id, Run.module_id, Run.status, Run.position, Run.total,
-                   Run.share, Run.updated_at, Run.finished_at)
-            .where(Run.pupil_id.in_(pupil_ids)).order_by(Run.id))
+    stmt = (
+        select(
+            Run.id,
+            Run.pupil_id,
+            Run.module_id,
+            Run.status,
+            Run.position,
+            Run.total,
+            Run.share,
+            Run.updated_at,
+            Run.finished_at,
+        )
+        .where(Run.pupil_id.in_(pupil_ids))
+        .order_by(Run.id)
+    )
     if module_ids is not None:
         stmt = stmt.where(Run.module_id.in_(module_ids))
     return [RunRow(*row) for row in (await session.execute(stmt)).all()]
 
 
-async def shared_answers(session: AsyncSession, *, pupil_ids: Sequence[int],
-                         module_ids: Sequence[str]) -> list[AnswerRow]:
+async def shared_answers(
+    session: AsyncSession, *, pupil_ids: Sequence[int], module_ids: Sequence[str]
+) -> list[AnswerRow]:
     """Non-private answers of finished runs the pupil shared (alles or samenvatting).
 
     Private answers never leave the database here; which steps a `samenvatting` share shows
@@ -233,32 +277,61 @@ async def shared_answers(session: AsyncSession, *, pupil_ids: Sequence[int],
     """
     if not pupil_ids or not module_ids:
         return []
-    stmt = (select(Answer.pupil_id, Answer.run_id, Answer.module_id, Answer.step_id,
-                   Answer.value, Answer.display, Run.share)
-            .join(Run, Run.id == Answer.run_id)
-            .where(Answer.pupil_id.in_(pupil_ids), Answer.module_id.in_(module_ids),
-                   Answer.private.is_(False), Run.status == "done",
-                   Run.share.in_(("alles", "samenvatting")))
-            .order_by(Answer.run_id, Answer.id))
-    rows = (await session.execute(stmt)).all()
-    return [AnswerRow(pupil_id, run_id, module_id, step_id,
-                      (value or {}).get("v"), display, share)
-            for pupil_id, run_id, module_id, step_id, value, display, share in rows]
+    stmt = (
+        select(
+            Answer.pupil_id,
+            Answer.run_id,
+            Answer.module_id,
+            Answer.step_id,
+            Answer.value,
+            Answer.display,
+            Run.share,
+        )
+        .join(Run, Run.id == Answer.run_id)
+        .where(
+            Answer.pupil_id.in_(pupil_ids),
+            Answer.module_id.in_(module_ids),
+            Answer.private.is_(False),
+            Run.status == "done",
+            Run.share.in_(("alles", "samenvatting")),
+        )
+        .order_by(Answer.run_id, Answer.id)
+    )
+    found = []
+    for row in (await session.execute(stmt)).all():
+        pupil_id, run_id, module_id, step_id, value, display, share = _values(row)
+        found.append(
+            AnswerRow(pupil_id, run_id, module_id, step_id, (value or {}).get("v"), display, share)
+        )
+    return found
 
 
 # ---------------------------------------------------------------- flags
 
 
-async def flag_queue(session: AsyncSession, *, school_id: int, closed: bool = False,
-                     limit: int = 1000) -> list[QueueRow]:
+async def flag_queue(
+    session: AsyncSession, *, school_id: int, closed: bool = False, limit: int = 1000
+) -> list[QueueRow]:
     """Flags of one school: open ones crisis > zorg > aandacht > contactvraag, oldest first;
     closed ones newest first."""
     rank = case(FLAG_RANK, value=Flag.kind, else_=len(FLAG_RANK))
-    stmt = (select(Flag.id, Flag.kind, Flag.reason, Flag.category, Flag.state, Flag.urgent,
-                   Flag.pupil_pseudonym, SchoolClass.name, Flag.created_at, Flag.updated_at,
-                   Flag.delivery_failed)
-            .outerjoin(SchoolClass, SchoolClass.id == Flag.class_id)
-            .where(Flag.school_id == school_id))
+    stmt = (
+        select(
+            Flag.id,
+            Flag.kind,
+            Flag.reason,
+            Flag.category,
+            Flag.state,
+            Flag.urgent,
+            Flag.pupil_pseudonym,
+            SchoolClass.name,
+            Flag.created_at,
+            Flag.updated_at,
+            Flag.delivery_failed,
+        )
+        .outerjoin(SchoolClass, SchoolClass.id == Flag.class_id)
+        .where(Flag.school_id == school_id)
+    )
     if closed:
         stmt = stmt.where(Flag.state == "closed").order_by(Flag.closed_at.desc(), Flag.id.desc())
     else:
@@ -269,7 +342,8 @@ async def flag_queue(session: AsyncSession, *, school_id: int, closed: bool = Fa
 async def queue_stamp(session: AsyncSession, *, school_id: int) -> str:
     """A short fingerprint of the school's open queue: it changes when the queue changes."""
     stmt = select(func.count(Flag.id), func.max(Flag.updated_at), func.max(Flag.id)).where(
-        Flag.school_id == school_id, Flag.state.in_(OPEN_STATES))
+        Flag.school_id == school_id, Flag.state.in_(OPEN_STATES)
+    )
     count, latest, top = (await session.execute(stmt)).one()
     stamp = latest.isoformat() if isinstance(latest, datetime) else str(latest)
     return f"{count}-{top}-{stamp}"
@@ -277,41 +351,44 @@ async def queue_stamp(session: AsyncSession, *, school_id: int) -> str:
 
 async def flag_events(session: AsyncSession, flag_id: int) -> list[EventRow]:
     """A flag's history, oldest first, with the names of the staff who acted."""
-    stmt = (select(FlagEvent.action, FlagEvent.note, Staff.name, FlagEvent.created_at)
-            .outerjoin(Staff, Staff.id == FlagEvent.staff_id)
-            .where(FlagEvent.flag_id == flag_id).order_by(FlagEvent.id))
+    stmt = (
+        select(FlagEvent.action, FlagEvent.note, Staff.name, FlagEvent.created_at)
+        .outerjoin(Staff, Staff.id == FlagEvent.staff_id)
+        .where(FlagEvent.flag_id == flag_id)
+        .order_by(FlagEvent.id)
+    )
     return [EventRow(*row) for row in (await session.execute(stmt)).all()]
 
 
-async def open_flag_ids_by_pupil(session: AsyncSession,
-                                 pupil_ids: Sequence[int]) -> dict[int, int]:
+async def open_flag_ids_by_pupil(
+    session: AsyncSession, pupil_ids: Sequence[int]
+) -> dict[int, int]:
     """For counsellors: the newest open flag id per pupil."""
     if not pupil_ids:
         return {}
-    stmt = (select(Flag.pupil_id, func.max(Flag.id))
-            .where(Flag.pupil_id.in_(pupil_ids), Flag.state.in_(OPEN_STATES))
-            .group_by(Flag.pupil_id))
-    return {int(pid): int(fid) for pid, fid in (await session.execute(stmt)).all()
-            if pid is not None}
+    stmt = (
+        select(Flag.pupil_id, func.max(Flag.id))
+        .where(Flag.pupil_id.in_(pupil_ids), Flag.state.in_(OPEN_STATES))
+        .group_by(Flag.pupil_id)
+    )
+    return {
+        int(pid): int(fid) for pid, fid in (await session.execute(stmt)).all() if pid is not None
+    }
 
 
 # ---------------------------------------------------------------- audit
 
 
-async def audit_page(session: AsyncSession, *, school_id: int, before_id: int | None = None,
-                     limit: int = 100) -> list[AuditRow]:
+async def audit_page(
+    session: AsyncSession, *, school_id: int, before_id: int | None = None, limit: int = 100
+) -> list[AuditRow]:
     """The school's audit log, newest first, `limit` lines older than `before_id`."""
-    stmt = (select(AuditLog.id, AuditLog.action, AuditLog.target, Staff.name,
-                   AuditLog.created_at)
-            .outerjoin(Staff, Staff.id == AuditLog.staff_id)
-            .where(AuditLog.school_id == school_id))
+    stmt = (
+        select(AuditLog.id, AuditLog.action, AuditLog.target, Staff.name, AuditLog.created_at)
+        .outerjoin(Staff, Staff.id == AuditLog.staff_id)
+        .where(AuditLog.school_id == school_id)
+    )
     if before_id is not None:
         stmt = stmt.where(AuditLog.id < before_id)
     stmt = stmt.order_by(AuditLog.id.desc()).limit(limit)
     return [AuditRow(*row) for row in (await session.execute(stmt)).all()]
-
-
-async def clear_link_code(session: AsyncSession, staff_id: int) -> None:
-    """Forget a staff member's unused Telegram link code."""
-    await session.execute(update(Staff).where(Staff.id == staff_id)
-                          .values(link_code=None, link_code_expires=None))

@@ -257,6 +257,7 @@ class Flag(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     close_note: Mapped[str | None] = mapped_column(Text)
     escalated_at: Mapped[datetime | None] = mapped_column()
+    notified_at: Mapped[datetime | None] = mapped_column()  # staff told on Telegram (or no one)
     delivery_failed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

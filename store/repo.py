@@ -15,6 +15,7 @@ from store.models import (
     Answer,
     Assignment,
     AuditLog,
+    Base,
     Flag,
     FlagEvent,
     ModuleVersion,
@@ -365,10 +366,36 @@ async def flags_newest_first(session: AsyncSession) -> Sequence[Flag]:
                                                         Flag.id.desc()))).all()
 
 
+ERASED = "[gewist]"  # what is left where an erased pupil's own words were
+
+
+def _pupil_linked() -> list[Any]:
+    """Mapped classes with a pupil_id column (except Flag), children before parents."""
+    order = {table: i for i, table in enumerate(Base.metadata.sorted_tables)}
+    classes = [m.class_ for m in Base.registry.mappers
+               if "pupil_id" in m.local_table.c and m.class_ is not Flag]
+    return sorted(classes, key=lambda cls: order[cls.__table__], reverse=True)
+
+
 async def erase_pupil_rows(session: AsyncSession, pupil: Pupil) -> None:
-    """Delete a pupil's answers, transcript, runs and pending messages; flags stay, detached."""
-    await session.execute(update(Flag).where(Flag.pupil_id == pupil.id)
-                          .values(pupil_id=None, context={"lines": []}))
-    for table in (Answer, TranscriptLine, Run, Outbox):
-        await session.execute(delete(table).where(table.pupil_id == pupil.id))
+    """Erase a pupil (/vergeetmij, retention): every row tied to them goes, flags stay.
+
+    The school must be able to account for its care, so a flag keeps its kind, dates, class,
+    pseudonym and staff notes; the pupil's own words (evidence, contact question, transcript
+    context) become "[gewist]". Staff notices about those flags that were already sent go
+    (they may quote the pupil); pending ones still go out, as a crisis notice must.
+    """
+    flags = (await session.scalars(select(Flag).where(Flag.pupil_id == pupil.id))).all()
+    for flag in flags:
+        flag.pupil_id = None
+        flag.context = {"lines": []}
+        flag.evidence = {"items": [ERASED for _ in flag.evidence.get("items", [])]}
+        if flag.about:
+            flag.about = ERASED
+    if flags:
+        await session.execute(delete(Outbox).where(Outbox.flag_id.in_([f.id for f in flags]),
+                                                   Outbox.status != "pending"))
+    for cls in _pupil_linked():  # answer, transcript, run, outbox, reminder, and any new table
+        await session.execute(delete(cls).where(cls.pupil_id == pupil.id))
     await session.delete(pupil)
+    await session.flush()

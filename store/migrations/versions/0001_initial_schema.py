@@ -150,6 +150,7 @@ def upgrade() -> None:
     sa.Column('closed_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('close_note', sa.Text(), nullable=True),
     sa.Column('escalated_at', store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('notified_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('delivery_failed', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['assigned_staff_id'], ['staff.id'], name=op.f('fk_flag_assigned_staff_id_staff'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['class_id'], ['class.id'], name=op.f('fk_flag_class_id_class'), ondelete='SET NULL'),
