@@ -36,6 +36,13 @@ BOT_USERNAME = "leerbot_test_bot"
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # discard port: nothing listens, connects fail fast
 
 
+async def until(pupil: SimulatedPupil, snippet: str, timeout: float = 8.0) -> list[Any]:  # noqa: ASYNC109 (a deadline like Playwright's expect)
+    """Wait for a bot message containing `snippet`; return every message since the last action."""
+    start = pupil.log.mark
+    await pupil.wait_for(lambda m: snippet in (m.text or m.caption or ""), timeout)
+    return [m for m in pupil.log.events if start < m.seq <= pupil.log.mark]
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as sock:
@@ -121,6 +128,8 @@ class Stack:
             "LEERBOT_RASA_URL": self.rasa_url,
             "LEERBOT_RASA_TIMEOUT": "0.5",
             "LEERBOT_LOG_LEVEL": "INFO",
+            # Scripted pupils act instantly; pacing per chat is tested in tests/delivery.
+            "LEERBOT_SEND_RATE_CHAT": "50",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)
