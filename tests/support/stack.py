@@ -36,7 +36,7 @@ BOT_USERNAME = "leerbot_test_bot"
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # discard port: nothing listens, connects fail fast
 
 
-async def until(pupil: SimulatedPupil, snippet: str, timeout: float = 8.0) -> list[Any]:  # noqa: ASYNC109 (a deadline like Playwright's expect)
+async def until(pupil: SimulatedPupil, snippet: str, timeout: float = 8.0) -> list[Any]:
     """Wait for a bot message containing `snippet`; return every message since the last action."""
     start = pupil.log.mark
     await pupil.wait_for(lambda m: snippet in (m.text or m.caption or ""), timeout)
