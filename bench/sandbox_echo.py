@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import socket
 import subprocess
@@ -20,11 +21,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -32,6 +34,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from sandbox.driver import SandboxClient, SimulatedPupil  # noqa: E402  # after the path fix
 from sandbox.echo import PressReply, build_echo_application, start_echo, stop_echo  # noqa: E402
+from sandbox.server import running  # noqa: E402
 
 ECHO_TOKEN = "777001:ECHO-BENCH"  # noqa: S105  # a sandbox token, not a secret
 
@@ -48,6 +51,7 @@ class PressStats:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_max_ms: float
+    error_samples: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON results)."""
@@ -84,29 +88,38 @@ async def prepare_pupils(client: SandboxClient, count: int, *, text: str = "hoi"
 
 async def drive_presses(client: SandboxClient, pupils: list[SimulatedPupil], duration_s: float,
                         *, choose: Callable[[SimulatedPupil], str] = first_button,
-                        reply_timeout: float = 10.0) -> PressStats:
+                        reply_timeout: float = 10.0, think_s: float = 0.0) -> PressStats:
     """Every pupil presses a button, waits for the bot's answer, and repeats for `duration_s`.
 
-    One press is one update; updates_per_s counts presses that got an answer. `client` is the
-    SandboxClient the pupils came from (it carries their feed).
+    One press is one update; updates_per_s counts presses that got an answer. With `think_s`
+    each pupil pauses that long (±50 %, random) between presses, so 1,000 pupils offer a
+    realistic load instead of saturating the bot. `client` is the SandboxClient the pupils
+    came from (it carries their feed).
     """
     del client  # the pupils hold their client; the parameter keeps call sites explicit
     latencies: list[float] = []
     errors = 0
+    samples: list[str] = []
     deadline = time.monotonic() + duration_s
 
     async def keep_pressing(pupil: SimulatedPupil) -> None:
         nonlocal errors
+        if think_s > 0:  # spread the first presses over one think time
+            await asyncio.sleep(random.uniform(0, think_s))
         while time.monotonic() < deadline:
             started = time.monotonic()
             try:
                 await pupil.press(choose(pupil))
                 await pupil.wait_for_reply(timeout=reply_timeout, quiet=0)
-            except AssertionError:
+            except AssertionError as exc:
                 errors += 1
+                if len(samples) < 5:
+                    samples.append(str(exc)[:200])
                 await asyncio.sleep(0.1)  # no hot loop when the bot stops answering
                 continue
             latencies.append(time.monotonic() - started)
+            if think_s > 0:
+                await asyncio.sleep(think_s * random.uniform(0.5, 1.5))
 
     started = time.monotonic()
     await asyncio.gather(*(keep_pressing(p) for p in pupils))
@@ -115,23 +128,26 @@ async def drive_presses(client: SandboxClient, pupils: list[SimulatedPupil], dur
                       errors=errors, updates_per_s=round(len(latencies) / elapsed, 1),
                       latency_p50_ms=round(_percentile(latencies, 0.5) * 1000, 1),
                       latency_p95_ms=round(_percentile(latencies, 0.95) * 1000, 1),
-                      latency_max_ms=round(max(latencies, default=0.0) * 1000, 1))
+                      latency_max_ms=round(max(latencies, default=0.0) * 1000, 1),
+                      error_samples=samples)
 
 
 async def run_echo_bench(base_url: str, n_pupils: int, duration_s: float, *,
                          token: str = ECHO_TOKEN, press_reply: PressReply = "edit",
-                         bot_process: bool = False) -> dict[str, Any]:
+                         bot_process: bool = False, app: Starlette | None = None,
+                         think_s: float = 0.0) -> dict[str, Any]:
     """Echo bot + `n_pupils` pressing for `duration_s`; returns the numbers.
 
     The bot polls from this process, or with `bot_process=True` from its own process (like
     `leerbot bot` in the end-to-end stack), so the driver and the bot do not share a core.
+    Give `app` when the sandbox runs in this event loop: the driver then skips HTTP.
     """
     async with _echo_bot(base_url, token=token, press_reply=press_reply,
                          own_process=bot_process), SandboxClient(base_url, token=token,
-                             max_connections=max(20, n_pupils // 4)) as client:
+                             max_connections=max(20, n_pupils // 4), app=app) as client:
         pupils = await prepare_pupils(client, n_pupils)
         before = await client.stats()
-        stats = await drive_presses(client, pupils, duration_s)
+        stats = await drive_presses(client, pupils, duration_s, think_s=think_s)
         after = await client.stats()
     sandbox = {key: after[key] - before.get(key, 0) for key in
                ("updates_queued", "updates_delivered", "sends_ok", "http_429")}
@@ -200,12 +216,19 @@ async def sandbox_process(port: int | None = None) -> AsyncIterator[str]:
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.in_process:
+        async with running() as (url, app):
+            return await run_echo_bench(url, args.pupils, args.seconds, app=app,
+                                        press_reply=args.press_reply,
+                                        bot_process=args.bot_process, think_s=args.think)
     if args.url:
         return await run_echo_bench(args.url, args.pupils, args.seconds,
-                                    press_reply=args.press_reply, bot_process=args.bot_process)
+                                    press_reply=args.press_reply, bot_process=args.bot_process,
+                                    think_s=args.think)
     async with sandbox_process() as url:
         return await run_echo_bench(url, args.pupils, args.seconds,
-                                    press_reply=args.press_reply, bot_process=args.bot_process)
+                                    press_reply=args.press_reply, bot_process=args.bot_process,
+                                    think_s=args.think)
 
 
 def main() -> None:
@@ -217,6 +240,10 @@ def main() -> None:
     parser.add_argument("--press-reply", choices=["edit", "new"], default="edit")
     parser.add_argument("--bot-process", action="store_true",
                         help="run the echo bot in its own process")
+    parser.add_argument("--in-process", action="store_true",
+                        help="serve the sandbox in this process; the driver skips HTTP")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each pupil pauses between presses (±50 %%)")
     result = asyncio.run(_main(parser.parse_args()))
     print(json.dumps(result))
 

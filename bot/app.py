@@ -29,6 +29,8 @@ COMMANDS = [
     ("praten", "Ik wil met iemand praten"),
     ("hulplijnen", "Telefoonnummers voor hulp"),
     ("privacy", "Wat bewaart Leerbot?"),
+    ("mijngegevens", "Krijg al je gegevens in een bestand"),
+    ("vergeetmij", "Wis alles over jou"),
     ("help", "Hoe werkt Leerbot?"),
 ]
 MEDIA_KINDS = ("sticker", "voice", "photo", "video", "video_note", "audio", "document",

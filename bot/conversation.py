@@ -40,6 +40,7 @@ from flows.types import (
     SettingChanged,
     StepResult,
 )
+from nlu.safety import assess
 from nlu.types import Parse
 from store import repo
 from store.db import Sessions
@@ -112,7 +113,10 @@ class Conversation:
         """Process one pupil event end to end (one transaction) and wake the sender."""
         async with self._lock(incoming.user_id):
             parse = None
-            if incoming.kind == "text" and self.parse is not None and incoming.text.strip():
+            # A crisis the in-process rules already see is answered without waiting for Rasa:
+            # the help lines must not depend on (or be slowed by) a network service.
+            if incoming.kind == "text" and self.parse is not None and incoming.text.strip() \
+                    and not assess(incoming.text).crisis:
                 parse = await self.parse(incoming.text)
             async with self.sessions.begin() as session:
                 handled = await self._handle(session, incoming, parse)

@@ -7,8 +7,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.flags import flag_hook
-from bot.sender import Sender
+from bot.ops import DeliveryMetrics
+from bot.privacy import install_privacy
+from bot.safety import install_safety
+from bot.sender import OUTBOX_CHANNEL, make_sender
 from bot.staff import StaffChat
+from leerbot.retention import install_retention
+from store.db import notify_on_commit
+from store.models import Outbox
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -23,13 +29,21 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     settings = runtime.settings
     conversation = runtime.conversation
     conversation.event_hooks.append(flag_hook)
-    sender = Sender(sessions=runtime.sessions, bot=app.bot, global_rate=settings.send_rate_global,
-                    chat_rate=settings.send_rate_chat,
-                    skip_locked=settings.database_url.startswith("postgresql"))
+    metrics = runtime.extras.setdefault("metrics", DeliveryMetrics())
+    sender = make_sender(sessions=runtime.sessions, engine=runtime.engine, bot=app.bot,
+                         global_rate=settings.send_rate_global,
+                         chat_rate=settings.send_rate_chat, metrics=metrics)
     runtime.extras["sender"] = sender
     conversation.on_commit = sender.wake
-    runtime.tasks.append(asyncio.create_task(sender.run(), name="leerbot-sender"))
+    if runtime.engine.dialect.name == "postgresql":
+        # A sender in another process (`leerbot sender`) wakes on every queued message.
+        notify_on_commit(runtime.sessions, channel=OUTBOX_CHANNEL, model=Outbox)
+    if runtime.extras.get("inline_sender", True):  # webhook workers leave it to `leerbot sender`
+        runtime.tasks.append(asyncio.create_task(sender.run(), name="leerbot-sender"))
     runtime.extras["staff"] = StaffChat(runtime)
+    install_privacy(runtime)  # /mijngegevens, /vergeetmij
+    install_retention(runtime, app)  # daily: old transcripts, answers, inactive pupils go
+    await install_safety(runtime, app)
     _install_nlu(runtime)
 
 

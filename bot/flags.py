@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +18,19 @@ log = logging.getLogger("leerbot.flags")
 CONTEXT_LINES = 20
 STATES = ("open", "acknowledged", "in_conversation", "closed")
 
-# Called after a flag row was created (new=True) or updated by a FlagRaised event.
-FlagListener = Callable[[AsyncSession, Pupil, Flag, FlagRaised, bool, datetime], Awaitable[None]]
+
+
+class Outcome(StrEnum):
+    """What a FlagRaised event did to the pupil's flags."""
+
+    NEW = "new"
+    URGENT = "urgent"  # an open flag became urgent (a contact request asked again, urgently)
+    UPDATED = "updated"
+
+
+# Called after a FlagRaised event created or updated a flag row.
+FlagListener = Callable[[AsyncSession, Pupil, Flag, FlagRaised, Outcome, datetime],
+                        Awaitable[None]]
 
 
 async def context_lines(session: AsyncSession, pupil_id: int) -> list[dict[str, str]]:
@@ -36,6 +48,12 @@ async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
     `staff` marks a flag a staff member asked for: it gets no transcript, because the pupil
     did not write anything that asked for help.
     """
+    flag, outcome = await _raise(session, pupil, event, now, staff=staff)
+    return flag, outcome is Outcome.NEW
+
+
+async def _raise(session: AsyncSession, pupil: Pupil, event: FlagRaised, now: datetime, *,
+                 staff: Staff | None) -> tuple[Flag, Outcome]:
     klass = await session.get(SchoolClass, pupil.class_id) if pupil.class_id else None
     existing = await repo.open_flag(session, pupil_id=pupil.id, kind=event.level,
                                     target=event.target if event.level == "contactvraag" else None)
@@ -46,6 +64,7 @@ async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
     if existing is not None:
         old = list(existing.evidence.get("items", []))
         existing.evidence = {"items": old + [e for e in evidence if e not in old]}
+        outcome = Outcome.URGENT if event.urgent and not existing.urgent else Outcome.UPDATED
         existing.urgent = existing.urgent or event.urgent
         if event.about:
             existing.about = event.about
@@ -54,7 +73,7 @@ async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
         existing.updated_at = now
         await repo.add_flag_event(session, flag=existing, action=action or "updated",
                                   staff_id=staff_id, note=event.reason, now=now)
-        return existing, False
+        return existing, outcome
     flag = Flag(school_id=klass.school_id if klass else None, pupil_id=pupil.id,
                 pupil_pseudonym=pupil.pseudonym, class_id=klass.id if klass else None,
                 kind=event.level, reason=event.reason, category=event.category,
@@ -66,7 +85,7 @@ async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
     await repo.add_flag_event(session, flag=flag, action=action or "opened", staff_id=staff_id,
                               note=event.reason, now=now)
     log.info("flag %s (%s) opened for %s", flag.id, flag.kind, pupil.pseudonym)
-    return flag, True
+    return flag, Outcome.NEW
 
 
 async def _hide_private_answer(session: AsyncSession, pupil: Pupil, now: datetime) -> None:
@@ -92,9 +111,9 @@ class FlagHook:
                        now: datetime) -> None:
         """Handle one engine event inside the pupil's transaction."""
         if isinstance(event, FlagRaised):
-            flag, new = await raise_flag(session, pupil, event, now)
+            flag, outcome = await _raise(session, pupil, event, now, staff=None)
             for listener in self.listeners:
-                await listener(session, pupil, flag, event, new, now)
+                await listener(session, pupil, flag, event, outcome, now)
         elif isinstance(event, AnswerRecorded) and event.private:
             await _hide_private_answer(session, pupil, now)
 

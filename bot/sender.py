@@ -1,29 +1,76 @@
-"""The outbox sender: delivers committed messages in order, within Telegram's limits."""
+"""The outbox sender: delivers committed messages in order, within Telegram's limits.
+
+Delivery contract (see README, "Delivery"):
+- A message is claimed (`pending` → `sending`, with this sender's id and a claim time) before
+  it is sent, and its outcome is written in its own short transaction right after Telegram
+  answers. A claim is only possible while nothing of the same chat is `sending` and nothing
+  older of that chat waits, so per-chat order holds across processes; on PostgreSQL claims use
+  `FOR UPDATE SKIP LOCKED`.
+- A living sender refreshes its claims every few seconds. Claims of a sender that died go back
+  to `pending`: at once when it ran on this host (its process is gone), else after
+  `stuck_after` seconds of silence. Such a message is sent again: at-least-once. The one
+  message that can arrive twice is one Telegram accepted in the milliseconds between its answer
+  and our write, in a process killed exactly then.
+- Rate limits: one global token bucket per process (priority first: replies, staff, reminders,
+  broadcasts) and one per chat. A 429 pauses every send of this process for `retry_after`;
+  network errors and 5xx back off exponentially; 403 marks the chat blocked and drops what
+  waits for it; other 400s are dead letters.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import heapq
+import itertools
 import logging
+import os
+import random
+import secrets
+import socket
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
+import psutil
+import uvicorn
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
+from bot.ops import DeliveryMetrics
+from leerbot.settings import Settings
 from store import repo
-from store.db import Sessions
+from store.db import Sessions, listen
 from store.models import Outbox
 
 log = logging.getLogger("leerbot.sender")
 
-MAX_ATTEMPTS = 8
+OUTBOX_CHANNEL = "leerbot_outbox"
+MAX_ATTEMPTS = 60  # failed probes before a message is given up (about 30 minutes of outage)
+URGENT_PRIORITY = 3  # replies and staff messages: claimed even when the window is full
+URGENT_CLAIM = 100
+RETRY_BUG_S = 30.0  # a message whose delivery raised something unexpected waits this long
+CHAT_MARGIN = 0.9
+CHAT_CLAIM = 10  # messages of one chat claimed at once, behind the one just sent
+BACKOFF_FIRST_S = 0.25
+BACKOFF_MAX_S = 30.0
+HOST = socket.gethostname()[:50]
+_LIVE_TOKENS: set[str] = set()  # senders alive in this process (tests run several)
 
 
 class TokenBucket:
@@ -51,15 +98,113 @@ class TokenBucket:
         self.tokens -= 1
 
 
+class Gate:
+    """The one door to the Bot API in a process: global rate, priority order, pauses.
+
+    After a network failure the door lets one call through (a probe) until a call succeeds,
+    so an outage costs one failed call per backoff step, not one per waiting chat.
+    """
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.bucket = TokenBucket(rate, burst)
+        self.paused_until = 0.0  # monotonic; a 429 or a network outage closes the door
+        self.probing = False  # after a network failure: one call at a time until one succeeds
+        self._probe_out = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._pump: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+
+    def closed_for(self) -> float:
+        """Seconds the door stays shut (0 when open)."""
+        return max(0.0, self.paused_until - time.monotonic())
+
+    def pause(self, seconds: float) -> None:
+        """Shut the door for `seconds` (a longer pause already set wins)."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self._kick.set()
+
+    def failed(self, backoff: float) -> None:
+        """A call failed on the network or with a 5xx: wait, then probe with one call."""
+        self.probing = True
+        self._probe_out = False
+        self.pause(backoff)
+
+    def succeeded(self) -> None:
+        """A call went through: the door opens fully again."""
+        if self.probing:
+            self.probing = False
+            self._probe_out = False
+            self._kick.set()
+
+    def _open(self) -> bool:
+        return self.closed_for() <= 0 and not (self.probing and self._probe_out)
+
+    def _grant(self) -> None:
+        self.bucket.take()
+        if self.probing:
+            self._probe_out = True
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a token; lower `priority` values are served first."""
+        if not self._waiters and self._open() and self.bucket.delay() <= 0:
+            self._grant()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._serve(), name="leerbot-sender-gate")
+        self._kick.set()
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.bucket.tokens += 1  # granted just as we were cancelled: give it back
+            raise
+
+    async def _serve(self) -> None:
+        while self._waiters:
+            wait = max(self.closed_for(), self.bucket.delay())
+            if wait > 0 or not self._open():
+                self._kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    # A probe in flight has no deadline: succeeded() or failed() kicks us.
+                    await asyncio.wait_for(self._kick.wait(), wait if wait > 0 else 1.0)
+                continue
+            _, _, future = heapq.heappop(self._waiters)
+            if future.done():
+                continue  # its task was cancelled while waiting
+            self._grant()
+            future.set_result(None)
+
+
 @dataclass
 class SenderStats:
-    """Counters for /metrics."""
+    """Plain counters (tests and the CLI read them; /metrics has the Prometheus view)."""
 
     sent: int = 0
     retry_after: int = 0
     errors: int = 0
     blocked: int = 0
+    recovered: int = 0
     latencies: list[float] = field(default_factory=list)
+
+
+class Outcome(Enum):
+    """What became of one claimed message."""
+
+    DONE = "done"  # sent, or dead for good
+    BLOCKED = "blocked"  # the chat blocked the bot: everything for it is dropped
+    STOPPED = "stopped"  # the sender stops; the claim is released
+
+
+@dataclass
+class ChatQueue:
+    """The claimed messages of one chat, sent one after the other by one task."""
+
+    rows: deque[Outbox]
+    task: asyncio.Task[None] | None = None
+    in_call: bool = False  # between the HTTP request and the write of its outcome
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
@@ -67,31 +212,220 @@ def _retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_owner() -> tuple[str, str]:
+    """(owner id for claims, its random part): host, process id and a token of this sender."""
+    token = secrets.token_hex(4)
+    return f"{HOST}:{os.getpid()}:{token}", token
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when `owner` ran on this host in a process that no longer exists.
+
+    A process id in use again by another program keeps the claim until it goes stale, which is
+    the safe side (later delivery, never a second one).
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, token = rest.partition(":")
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return token not in _LIVE_TOKENS  # an earlier life of this very process id
+    return not psutil.pid_exists(pid)
+
+
 class Sender:
     """Delivers outbox rows: replies first, per-chat order, global and per-chat rate limits."""
 
     def __init__(self, *, sessions: Sessions, bot: Bot, global_rate: float = 28.0,
                  chat_rate: float = 1.0, chat_burst: float = 3.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 skip_locked: bool = False) -> None:
+                 clock: Callable[[], datetime] = _now, skip_locked: bool = False,
+                 engine: AsyncEngine | None = None, metrics: DeliveryMetrics | None = None,
+                 window_s: float = 1.5, stuck_after: float = 30.0,
+                 heartbeat_s: float = 2.0, idle_poll_s: float | None = None) -> None:
         self.sessions = sessions
         self.bot = bot
         self.clock = clock
-        self.global_bucket = TokenBucket(global_rate, max(1.0, global_rate / 10))
-        self.chat_rate = chat_rate
+        self.gate = Gate(global_rate, max(1.0, global_rate / 10))
+        # 10 % under Telegram's per-chat rate: calls reach Telegram with some jitter, and a
+        # bucket as fast as Telegram's would now and then see a 429.
+        self.chat_rate = chat_rate * CHAT_MARGIN
         self.chat_burst = chat_burst
         self.chat_buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self.skip_locked = skip_locked
-        self.paused_until = 0.0  # monotonic time: a 429 pauses everything, as Telegram asks
-        self._wake = asyncio.Event()
-        self._busy_chats: set[int] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.engine = engine
+        self.metrics = metrics or DeliveryMetrics()
+        # At most this many seconds of sending are claimed at once, so a reply that comes in
+        # during a broadcast is not stuck behind hundreds of claimed notices.
+        self.window = max(4, int(global_rate * window_s))
+        self.stuck_after = stuck_after
+        self.heartbeat_s = heartbeat_s
+        self.idle_poll_s = idle_poll_s
+        self.owner, self._token = new_owner()
         self.stats = SenderStats()
+        self._chats: dict[int, ChatQueue] = {}
+        self._wake = asyncio.Event()
         self._stopping = False
+        self._listener: AsyncConnection | None = None
+        self._last_maintenance = 0.0
+        self._last_failure = 0.0
+        self._failures = 0
+        _LIVE_TOKENS.add(self._token)
+
+    # ------------------------------------------------------------------ public
 
     def wake(self) -> None:
         """Look at the outbox now (called after a commit that queued messages)."""
         self._wake.set()
+
+    @property
+    def claimed(self) -> int:
+        """Messages this sender holds (claimed, not yet finished)."""
+        return sum(len(q.rows) for q in self._chats.values())
+
+    async def run(self) -> None:
+        """Deliver until stopped or cancelled."""
+        await self._listen()
+        try:
+            while not self._stopping:
+                try:
+                    await self._maintain()
+                    wait = await self._round()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("sender round failed; retrying")
+                    wait = 1.0
+                if wait > 0 and not self._stopping:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
+        finally:
+            await self._unlisten()
+
+    async def drain(self, limit_s: float = 10.0) -> None:
+        """Send until nothing waits (for the CLI and tests; works after stop() too)."""
+        stopping, self._stopping = self._stopping, False
+        deadline = time.monotonic() + limit_s
+        try:
+            while time.monotonic() < deadline:
+                await self._maintain(force=True)
+                await self._round()
+                await self._settle(deadline)
+                async with self.sessions() as session:
+                    counts = await repo.outbox_counts(session, now=self.clock())
+                if counts["due"] + counts["sending"] == 0:
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            self._stopping = stopping
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Finish the calls in flight, hand back the rest of the claims and stop."""
+        self._stopping = True
+        self._wake.set()
+        for queue in list(self._chats.values()):
+            if queue.task is not None and not queue.in_call:
+                queue.task.cancel()  # only waiting for a token: nothing is half sent
+        tasks = [q.task for q in self._chats.values() if q.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace_s)
+        self._chats.clear()
+        try:
+            async with self.sessions.begin() as session:
+                released = await repo.release_claims(session, owner=self.owner)
+            if released:
+                log.info("sender stopped; %s claimed messages back in the queue", released)
+        except Exception:
+            log.warning("sender stopped without releasing its claims; they recover after "
+                        "%.0f s", self.stuck_after, exc_info=True)
+        await self._unlisten()
+        _LIVE_TOKENS.discard(self._token)
+
+    # ------------------------------------------------------------------ claiming
+
+    async def _listen(self) -> None:
+        if self.engine is None or self.engine.dialect.name != "postgresql":
+            return
+        try:
+            self._listener = await listen(self.engine, OUTBOX_CHANNEL, self.wake)
+        except Exception:
+            log.warning("LISTEN %s failed; polling the outbox instead", OUTBOX_CHANNEL,
+                        exc_info=True)
+
+    async def _unlisten(self) -> None:
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    def _idle_wait(self) -> float:
+        if self.idle_poll_s is not None:
+            return self.idle_poll_s
+        return 1.0 if self._listener is not None else 0.25
+
+    async def _maintain(self, *, force: bool = False) -> None:
+        """Heartbeat our claims and take back those of senders that died."""
+        now_m = time.monotonic()
+        if not force and now_m - self._last_maintenance < self.heartbeat_s:
+            return
+        self._last_maintenance = now_m
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            if self._chats:
+                await repo.refresh_claims(session, owner=self.owner, now=now)
+            owners = await repo.sending_owners(session)
+            dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
+            recovered = await repo.recover_outbox(
+                session, stale_before=now - timedelta(seconds=self.stuck_after),
+                dead_owners=dead, alive_owner=self.owner)
+        if recovered:
+            self.stats.recovered += recovered
+            log.warning("took back %s messages claimed by a sender that stopped (%s)",
+                        recovered, ", ".join(dead) or "silent too long")
+
+    async def _round(self) -> float:
+        """Claim what may be sent now and start a task per chat; returns how long to wait."""
+        pause = self.gate.closed_for()
+        if pause > 0:
+            return pause
+        free = self.window - self.claimed
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            rows = await repo.claim_outbox(session, owner=self.owner, now=now,
+                                           limit=URGENT_CLAIM, max_priority=URGENT_PRIORITY,
+                                           skip_locked=self.skip_locked)
+            free -= len(rows)
+            if free > 0:
+                rows += await repo.claim_outbox(session, owner=self.owner, now=now,
+                                                limit=free, skip_locked=self.skip_locked)
+        for row in rows:
+            self._enqueue(row)
+        if rows and self.window - self.claimed > 0:
+            return 0.0  # there may be more right away
+        return self._idle_wait()
+
+    def _enqueue(self, row: Outbox) -> None:
+        queue = self._chats.get(row.chat_id)
+        if queue is None:
+            queue = self._chats[row.chat_id] = ChatQueue(rows=deque())
+        queue.rows.append(row)
+        if queue.task is None:
+            queue.task = asyncio.create_task(self._deliver_chat(row.chat_id, queue),
+                                             name=f"leerbot-send-{row.chat_id}")
+
+    async def _settle(self, deadline: float) -> None:
+        while self._chats and time.monotonic() < deadline:
+            tasks = [q.task for q in self._chats.values() if q.task is not None]
+            if not tasks:
+                return
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ delivering
 
     def _chat_bucket(self, chat_id: int) -> TokenBucket:
         bucket = self.chat_buckets.get(chat_id)
@@ -104,119 +438,142 @@ class Sender:
             self.chat_buckets.move_to_end(chat_id)
         return bucket
 
-    async def run(self) -> None:
-        """Deliver until cancelled."""
-        while not self._stopping:
-            try:
-                waited = await self._round()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sender round failed; retrying")
-                waited = 1.0
-            if waited > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=waited)
-
-    async def drain(self, limit_s: float = 10.0) -> None:
-        """Send until the outbox is empty (for the CLI and tests)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            await self._round()
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            async with self.sessions() as session:
-                if await repo.outbox_backlog(session) == 0:
+    async def _deliver_chat(self, chat_id: int, queue: ChatQueue) -> None:
+        try:
+            while queue.rows:
+                row = queue.rows[0]
+                outcome = await self._deliver(row, queue)
+                if outcome is Outcome.STOPPED:
                     return
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        """Finish in-flight sends and stop."""
-        self._stopping = True
-        self._wake.set()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def _round(self) -> float:
-        """Start a delivery task per chat with pending rows; returns how long to wait."""
-        pause = self.paused_until - time.monotonic()
-        if pause > 0:
-            return pause
-        async with self.sessions() as session:
-            rows = await repo.pending_outbox(session, now=self.clock(), limit=500)
-        by_chat: OrderedDict[int, list[Outbox]] = OrderedDict()
-        for row in rows:
-            by_chat.setdefault(row.chat_id, []).append(row)
-        for chat_id, chat_rows in by_chat.items():
-            if chat_id in self._busy_chats:
-                continue
-            self._busy_chats.add(chat_id)
-            task = asyncio.create_task(self._deliver_chat(chat_id, chat_rows))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return 0.5 if rows else 2.0
-
-    async def _deliver_chat(self, chat_id: int, rows: list[Outbox]) -> None:
-        try:
-            for row in sorted(rows, key=lambda r: r.id):  # per-chat order: oldest first
-                if not await self._deliver(row):
-                    break  # keep order: later rows wait for this one
+                queue.rows.popleft()
+                if outcome is Outcome.BLOCKED:
+                    queue.rows.clear()  # mark_chat_blocked dropped them in the database
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Named by outbox row, not chat: a private chat id is the pupil's Telegram id.
+            log.exception("delivery of outbox row %s failed; trying again in %.0f s",
+                          queue.rows[0].id if queue.rows else None, RETRY_BUG_S)
+            queue.in_call = False
+            self.gate.succeeded()  # a probe that ended in a bug must not shut the door
+            await self._put_back([r.id for r in queue.rows])
         finally:
-            self._busy_chats.discard(chat_id)
-            self._wake.set()
+            if self._chats.get(chat_id) is queue:
+                del self._chats[chat_id]
+            self._wake.set()  # room in the window: claim more
 
-    async def _acquire(self, chat_id: int) -> None:
-        bucket = self._chat_bucket(chat_id)
-        while True:
-            wait = max(self.paused_until - time.monotonic(), bucket.delay(),
-                       self.global_bucket.delay())
-            if wait <= 0:
-                bucket.take()
-                self.global_bucket.take()
-                return
+    async def _put_back(self, row_ids: list[int]) -> None:
+        """Claims back to pending, held back a while (a row that trips a bug must not spin)."""
+        if not row_ids:
+            return
+        later = self.clock() + timedelta(seconds=RETRY_BUG_S)
+        with contextlib.suppress(Exception):  # else maintenance of a later life takes them
+            async with self.sessions.begin() as session:
+                await repo.release_claims(session, owner=self.owner, row_ids=row_ids)
+                for row_id in row_ids:
+                    await repo.finish_outbox(session, row_id, status="pending",
+                                             now=self.clock(), not_before=later)
+
+    async def _acquire(self, row: Outbox) -> None:
+        bucket = self._chat_bucket(row.chat_id)
+        wait = bucket.delay()
+        if wait > 0:  # one token per `1/chat_rate` s: a single sleep is enough
             await asyncio.sleep(wait)
+        await self.gate.acquire(row.priority)
+        bucket.take()
 
-    async def _deliver(self, row: Outbox) -> bool:
-        """Send one row; True when done with it (sent or dead), False to retry later."""
-        await self._acquire(row.chat_id)
-        started = time.monotonic()
-        try:
-            message_id = await self._call(row.method, dict(row.payload))
-        except RetryAfter as exc:
-            seconds = _retry_seconds(exc)
-            self.stats.retry_after += 1
-            self.paused_until = max(self.paused_until, time.monotonic() + seconds)
-            log.warning("429 from Telegram: waiting %.0f s", seconds)
-            await self._mark(row, status="pending", error=f"retry after {seconds}",
-                             not_before=self.clock() + timedelta(seconds=seconds))
-            return False
-        except Forbidden as exc:
-            self.stats.blocked += 1
-            await self._blocked(row, str(exc))
-            return True
-        except BadRequest as exc:
-            text = str(exc).lower()
-            if "not modified" in text or "message to edit not found" in text:
-                await self._mark(row, status="sent", error=str(exc)[:300])
-                return True
-            self.stats.errors += 1
-            log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method, exc)  # noqa: TRY400 (an expected refusal, no traceback needed)
-            await self._mark(row, status="dead", error=str(exc)[:300])
-            return True
-        except (NetworkError, TimedOut) as exc:
-            self.stats.errors += 1
-            attempts = row.attempts + 1
-            backoff = min(60.0, 0.5 * 2 ** attempts)
-            status = "pending" if attempts < MAX_ATTEMPTS * 3 else "dead"
-            log.warning("send failed (%s), attempt %s, retry in %.1f s", exc, attempts, backoff)
-            await self._mark(row, status=status, error=str(exc)[:300], attempts=attempts,
-                             not_before=self.clock() + timedelta(seconds=backoff))
-            return False
-        self.stats.sent += 1
-        self.stats.latencies.append(time.monotonic() - started)
-        if len(self.stats.latencies) > 5000:
-            del self.stats.latencies[:2500]
-        await self._mark(row, status="sent", message_id=message_id)
-        return True
+    async def _deliver(self, row: Outbox, queue: ChatQueue) -> Outcome:
+        """Send one claimed row until it is sent or dead (or the sender stops)."""
+        attempts = row.attempts
+        while True:
+            if self._stopping:
+                return Outcome.STOPPED
+            await self._acquire(row)
+            started = time.monotonic()
+            queue.in_call = True
+            try:
+                message_id = await self._call(row.method, dict(row.payload))
+            except RetryAfter as exc:
+                queue.in_call = False
+                self.gate.succeeded()  # Telegram answered: the network is fine
+                seconds = _retry_seconds(exc)
+                self.stats.retry_after += 1
+                self.metrics.retry_after.inc()
+                self.gate.pause(seconds)
+                log.warning("429 from Telegram: every send waits %.0f s", seconds)
+                continue
+            except Forbidden as exc:
+                self.gate.succeeded()
+                self.stats.blocked += 1
+                self.metrics.blocked.inc()
+                await self._blocked(row, str(exc))
+                queue.in_call = False
+                return Outcome.BLOCKED
+            except BadRequest as exc:
+                self.gate.succeeded()
+                message = str(exc)
+                if "not modified" in message.lower() or \
+                        "message to edit not found" in message.lower():
+                    await self._finish(row, queue, status="sent", error=message)
+                    queue.in_call = False
+                    return Outcome.DONE
+                self.stats.errors += 1
+                self.metrics.errors.labels(kind="bad_request").inc()
+                log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal, no traceback needed)
+                          message)
+                await self._finish(row, queue, status="dead", error=message)
+                queue.in_call = False
+                return Outcome.DONE
+            except NetworkError as exc:  # TimedOut and 5xx too
+                queue.in_call = False
+                attempts += 1
+                self.stats.errors += 1
+                self.metrics.errors.labels(kind="network").inc()
+                backoff = self._backoff(started)
+                if attempts >= MAX_ATTEMPTS:
+                    log.error("giving up outbox row %s after %s attempts: %s", row.id,  # noqa: TRY400 (expected, logged once)
+                              attempts, exc)
+                    await self._finish(row, queue, status="dead", error=str(exc),
+                                       attempts=attempts)
+                    return Outcome.DONE
+                log.warning("send failed (%s), attempt %s; all sends wait %.1f s", exc,
+                            attempts, backoff)
+                await self._note_failure(row, attempts, str(exc))
+                continue
+            except (InvalidToken, Conflict) as exc:
+                raise RuntimeError(f"the bot token is not usable: {exc}") from exc
+            except TelegramError as exc:  # anything else Telegram refuses: a dead letter
+                self.gate.succeeded()
+                self.stats.errors += 1
+                self.metrics.errors.labels(kind="refused").inc()
+                log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal)
+                          exc)
+                await self._finish(row, queue, status="dead", error=str(exc))
+                queue.in_call = False
+                return Outcome.DONE
+            self._failures = 0
+            self.gate.succeeded()
+            call_s = time.monotonic() - started
+            self.stats.sent += 1
+            self.stats.latencies.append(call_s)
+            if len(self.stats.latencies) > 5000:
+                del self.stats.latencies[:2500]
+            queued_s = (self.clock() - row.created_at).total_seconds() \
+                if row.created_at is not None else None
+            self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
+            await self._finish(row, queue, status="sent", message_id=message_id)
+            queue.in_call = False
+            return Outcome.DONE
+
+    def _backoff(self, started: float) -> float:
+        """Exponential pause for everyone; failures of calls already in flight count once."""
+        if started >= self._last_failure:
+            self._failures += 1
+        self._last_failure = time.monotonic()
+        seconds = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2.0 ** (self._failures - 1))
+        seconds *= random.uniform(0.8, 1.2)  # senders of several bots do not retry in step
+        self.gate.failed(seconds)
+        return seconds
 
     async def _call(self, method: str, params: dict[str, Any]) -> int | None:
         if method == "sendPhoto":
@@ -229,40 +586,125 @@ class Sender:
             filename = str(params.pop("filename", "leerbot.txt"))
             msg = await self.bot.send_document(document=document, filename=filename, **params)
             return msg.message_id
-        result = await self.bot.do_api_request(method, api_kwargs=params)
+        # Bot API method names are case-insensitive. The lower-case name is one PTB has no
+        # alias for, so it does not warn that a typed method exists: our payloads are stored
+        # JSON, not PTB objects, and go out as they are.
+        result = await self.bot.do_api_request(method.lower(), api_kwargs=params)
         if isinstance(result, dict):
             return int(result.get("message_id", 0)) or None
         return None
 
-    async def _mark(self, row: Outbox, *, status: str, error: str | None = None,
-                    message_id: int | None = None, attempts: int | None = None,
-                    not_before: datetime | None = None) -> None:
-        values: dict[str, Any] = {"status": status}
-        if status == "sent":
-            values["sent_at"] = self.clock()
-            values["message_id"] = message_id
-            if any(key.endswith("_b64") for key in row.payload):
-                # A sent file (a pupil's data export, a card) is not kept as a second copy.
-                values["payload"] = {k: v for k, v in row.payload.items()
-                                     if not k.endswith("_b64")}
-        if error is not None:
-            values["last_error"] = error
-        if attempts is not None:
-            values["attempts"] = attempts
-        if not_before is not None:
-            values["not_before"] = not_before
+    async def _finish(self, row: Outbox, queue: ChatQueue, *, status: str,
+                      error: str | None = None, message_id: int | None = None,
+                      attempts: int | None = None) -> None:
+        """Write the outcome at once (the shorter this gap, the rarer a resend after a crash);
+        in the same transaction, claim what comes next in this chat."""
+        payload = None
+        if status == "sent" and any(key.endswith("_b64") for key in row.payload):
+            # A sent file (a pupil's data export, a card) is not kept as a second copy.
+            payload = {k: v for k, v in row.payload.items() if not k.endswith("_b64")}
+        now = self.clock()
         async with self.sessions.begin() as session:
-            await session.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
-        row.attempts = attempts if attempts is not None else row.attempts
+            await repo.finish_outbox(session, row.id, status=status, now=now,
+                                     message_id=message_id, error=error, attempts=attempts,
+                                     payload=payload)
+            more: list[Outbox] = []
+            if len(queue.rows) == 1 and not self._stopping and self.gate.closed_for() <= 0:
+                more = await repo.claim_outbox(session, owner=self.owner, now=now,
+                                               limit=CHAT_CLAIM, chat_id=row.chat_id)
+        queue.rows.extend(more)
+
+    async def _note_failure(self, row: Outbox, attempts: int, error: str) -> None:
+        row.attempts = attempts
+        async with self.sessions.begin() as session:
+            await repo.finish_outbox(session, row.id, status="sending", now=self.clock(),
+                                     error=error, attempts=attempts)
 
     async def _blocked(self, row: Outbox, error: str) -> None:
         log.info("outbox row %s: the chat blocked the bot; marking and skipping", row.id)
         async with self.sessions.begin() as session:
-            await session.execute(update(Outbox).where(Outbox.id == row.id)
-                                  .values(status="dead", last_error=error[:300]))
+            await repo.finish_outbox(session, row.id, status="dead", now=self.clock(),
+                                     error=error)
             await repo.mark_chat_blocked(session, row.chat_id)
             if row.flag_id is not None:
-                from store.models import Flag
+                from store.models import Flag, FlagEvent
 
                 await session.execute(update(Flag).where(Flag.id == row.flag_id)
-                                      .values(delivery_failed=True))
+                                      .values(delivery_failed=True, updated_at=self.clock()))
+                # The staff member sees in the flag's history that this message never arrived.
+                session.add(FlagEvent(flag_id=row.flag_id, action="delivery_failed",
+                                      note="blocked by the user", created_at=self.clock()))
+
+
+def make_sender(*, sessions: Sessions, engine: AsyncEngine, bot: Bot, global_rate: float,
+                chat_rate: float, metrics: DeliveryMetrics | None = None) -> Sender:
+    """A sender for this database: SKIP LOCKED claims and LISTEN wake-ups on PostgreSQL."""
+    postgres = engine.dialect.name == "postgresql"
+    return Sender(sessions=sessions, bot=bot, global_rate=global_rate, chat_rate=chat_rate,
+                  skip_locked=postgres, engine=engine, metrics=metrics)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the sender's handlers stop it cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signals to the sender."""
+        yield
+
+
+def run_standalone(settings: Settings, *, listen: str | None) -> None:
+    """`leerbot sender`: deliver the outbox until SIGTERM/SIGINT; ops endpoints on `listen`."""
+    asyncio.run(_standalone(settings, listen))
+
+
+async def _standalone(settings: Settings, listen: str | None) -> None:
+    import signal
+
+    from starlette.applications import Starlette
+    from telegram.request import HTTPXRequest
+
+    from bot.ops import ops_routes, split_listen
+    from store.db import make_engine, make_sessions
+
+    address = split_listen(listen) if listen else None
+    engine = make_engine(settings.database_url)
+    sessions = make_sessions(engine)
+    metrics = DeliveryMetrics()
+    request = HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15,
+                           connect_timeout=5, pool_timeout=10)
+    bot = Bot(settings.token, base_url=settings.telegram_api_url,
+              base_file_url=settings.file_url, request=request)
+    await bot.initialize()
+    sender = make_sender(sessions=sessions, engine=engine, bot=bot,
+                         global_rate=settings.send_rate_global,
+                         chat_rate=settings.send_rate_chat, metrics=metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server: uvicorn.Server | None = None
+    serving: asyncio.Task[None] | None = None
+    if address is not None:
+        app = Starlette(routes=ops_routes(metrics=metrics, sessions=lambda: sessions,
+                                          rasa_url=None))
+        server = _QuietServer(uvicorn.Config(app, host=address[0], port=address[1],
+                                             log_level="warning", access_log=False,
+                                             lifespan="off"))
+        serving = asyncio.create_task(server.serve(), name="leerbot-sender-ops")
+    running = asyncio.create_task(sender.run(), name="leerbot-sender")
+    log.info("sender started as %s (%.0f messages/s at most)", sender.owner,
+             settings.send_rate_global)
+    try:
+        await asyncio.wait([running, asyncio.create_task(stop.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await sender.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        if server is not None and serving is not None:
+            server.should_exit = True
+            await asyncio.gather(serving, return_exceptions=True)
+        await bot.shutdown()
+        await engine.dispose()
+        log.info("sender stopped")

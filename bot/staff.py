@@ -1,12 +1,19 @@
-"""Staff in their own Telegram chat with the bot: linking, and later replies to flags."""
+"""Staff in their own Telegram chat with the bot: linking, and acting on flags."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import relay
+from bot.callbacks import verify
 from bot.conversation import Incoming
 from store import repo
+from store.models import Staff
 
 if TYPE_CHECKING:
     from bot.app import Runtime
@@ -56,3 +63,79 @@ class StaffChat:
                                        priority=3, staff_id=staff.id, now=now)
         self.runtime.conversation.on_commit()
         return True
+
+
+class StaffCommands:
+    """`runtime.extras["staff_commands"]`: "Ik neem dit op", /antwoord and /sluit from staff."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, session: AsyncSession, staff: Staff, incoming: Incoming,
+                       now: datetime) -> bool:
+        """True when the update was a command on a flag and is answered."""
+        if incoming.kind == "callback":
+            payload = verify(self.runtime.settings.secret, incoming.chat_id,
+                             incoming.callback_data) or ""
+            if not payload.startswith("fa:") or not payload[3:].isdigit():
+                await self._say(session, staff, incoming, relay.t("notify.button_expired"), now)
+                return True
+            await self._acknowledge(session, staff, incoming, int(payload[3:]), now)
+            return True
+        if incoming.kind != "command" or incoming.command.lower() not in {"antwoord", "sluit"}:
+            return False
+        command = incoming.command.lower()
+        number, _, rest = re.sub(r"\s", " ", incoming.args.strip(), count=1).partition(" ")
+        number = number.lstrip("#")
+        if not number.isdigit() or not rest.strip():
+            key = "notify.usage_reply" if command == "antwoord" else "notify.usage_close"
+            await self._say(session, staff, incoming, relay.t(key), now)
+            return True
+        try:
+            async with session.begin_nested():
+                text = await self._act(session, staff, command, int(number), rest.strip(), now)
+        except relay.RelayError as exc:
+            text = str(exc)
+        await self._say(session, staff, incoming, text, now)
+        return True
+
+    async def _act(self, session: AsyncSession, staff: Staff, command: str, flag_id: int,
+                   text: str, now: datetime) -> str:
+        runtime = self.runtime
+        if command == "antwoord":
+            flag = await relay.reply(session, flag_id=flag_id, staff=staff, text=text, now=now,
+                                     catalog=runtime.catalog, secret=runtime.settings.secret)
+            return relay.t("notify.reply_sent", id=flag.id, pupil=flag.pupil_pseudonym)
+        flag = await relay.close(session, flag_id=flag_id, staff=staff, note=text, now=now,
+                                 catalog=runtime.catalog, secret=runtime.settings.secret)
+        return relay.t("notify.closed", id=flag.id)
+
+    async def _acknowledge(self, session: AsyncSession, staff: Staff, incoming: Incoming,
+                           flag_id: int, now: datetime) -> None:
+        try:
+            async with session.begin_nested():
+                flag = await relay.acknowledge(session, flag_id=flag_id, staff=staff, now=now)
+        except relay.RelayError as exc:
+            await self._say(session, staff, incoming, str(exc), now)
+            return
+        taker = await session.get(Staff, flag.assigned_staff_id) if flag.assigned_staff_id \
+            else None
+        if taker is not None and taker.id != staff.id:
+            text = relay.t("notify.taken", id=flag.id, name=taker.name)
+        else:
+            text = relay.t("notify.acknowledged", id=flag.id)
+        if incoming.message_id is not None:
+            # The button has done its work: take it off so nobody presses it twice.
+            markup: dict[str, Any] = {"inline_keyboard": []}
+            await repo.enqueue(session, chat_id=incoming.chat_id, method="editMessageReplyMarkup",
+                               payload={"chat_id": incoming.chat_id,
+                                        "message_id": incoming.message_id,
+                                        "reply_markup": markup},
+                               priority=1, staff_id=staff.id, now=now)
+        await self._say(session, staff, incoming, text, now)
+
+    async def _say(self, session: AsyncSession, staff: Staff, incoming: Incoming, text: str,
+                   now: datetime) -> None:
+        await repo.enqueue(session, chat_id=incoming.chat_id, method="sendMessage",
+                           payload={"chat_id": incoming.chat_id, "text": text},
+                           priority=1, staff_id=staff.id, now=now)

@@ -33,7 +33,11 @@ ACTION_NAMES = {
     "staff_activate": "account geactiveerd",
     "staff_deactivate": "account gedeactiveerd",
     "staff_link_code": "Telegram-koppelcode gemaakt",
-    "flag_view": "melding bekeken",
+    "flag.view": "melding bekeken",
+    "flag.acknowledge": "melding opgenomen",
+    "flag.reply": "leerling geantwoord",
+    "flag.close": "melding gesloten",
+    "flag.contact": "contact gevraagd",
 }
 
 

@@ -6,7 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -23,7 +23,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from content.loader import Catalog, load_catalog
-from dashboard import admin, auth, counsellor, signals, teacher
+from dashboard import admin, auth, counsellor, formats, signals, teacher
 from dashboard.security import derive_key
 from dashboard.web import HERE, Clock, Web, render, web
 from leerbot.links import bot_username_async
@@ -94,30 +94,12 @@ def _templates(zone: ZoneInfo, clock: Clock) -> Jinja2Templates:
     env.lstrip_blocks = True
 
     def when(value: datetime | str | None) -> str:
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                return str(value)
-        return value.astimezone(zone).strftime("%d/%m/%Y %H:%M") if value else "–"
-
-    def day(value: date | None) -> str:
-        return value.strftime("%d/%m/%Y") if value else "geen"
+        return formats.when(value, zone)
 
     def ago(value: datetime | None) -> str:
-        if value is None:
-            return "nooit"
-        seconds = (clock() - value).total_seconds()
-        if seconds < 90:
-            return "net nu"
-        if seconds < 3600:
-            return f"{int(seconds // 60)} min geleden"
-        if seconds < 86400:
-            return f"{int(seconds // 3600)} uur geleden"
-        days = int(seconds // 86400)
-        return "gisteren" if days == 1 else f"{days} dagen geleden"
+        return formats.ago(value, clock())
 
-    env.filters.update(when=when, day=day, ago=ago)
+    env.filters.update(when=when, day=formats.day, ago=ago)
     return templates
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -67,7 +67,7 @@ class Web:
         """The school's time zone for dates on pages."""
         return ZoneInfo(self.settings.timezone)
 
-    def today(self) -> Any:
+    def today(self) -> date:
         """Today's date in the school's time zone."""
         return self.clock().astimezone(self.zone).date()
 

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind
+from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind, Text
 from flows.types import (
     AnswerRecorded,
     AnswerValue,
@@ -42,6 +42,9 @@ MENU_MODULES = 6
 PAUSE_WORDS = {"pauze", "pause", "stop", "stoppen", "later", "genoeg", "ff pauze"}
 RESUME_WORDS = {"verder", "doorgaan", "ga verder", "hervat"}
 MENU_WORDS = {"menu", "menu!", "start"}
+# Typed "I don't know" without an NLU parse (Rasa down or not asked): treated as its intent.
+DONT_KNOW_WORDS = {"weet ik niet", "weet niet", "geen idee", "ik weet het niet", "idk", "wn",
+                   "k weet het niet", "kweet ni", "weet ik ni", "geen flauw idee"}
 # Intents the engine acts on when the pupil types instead of answering.
 CONFIDENT = 0.7
 SHARE_KEYS = ("alles", "samenvatting", "niets")
@@ -390,6 +393,8 @@ def _text(turn: _Turn, inbound: Inbound) -> None:
     if state.mode == "module" and state.run is not None:
         module = _module(turn, state.run)
         current = module.step(state.run.step)
+        if intent is None and word in DONT_KNOW_WORDS:
+            intent = "dont_know"  # no NLU at hand: the commonest phrasings still get a hint
         if state.run.phase == "steps" and current.type is StepKind.OPEN_TEXT:
             # A long answer is an answer; only short texts can be a request ("geen idee").
             short = len(word.split()) <= 5
@@ -399,10 +404,13 @@ def _text(turn: _Turn, inbound: Inbound) -> None:
             return
         if state.run.phase == "steps" and _typed_choice(turn, module, current, word):
             return
+        if state.run.phase != "steps" and _typed_end_choice(turn, module, word):
+            return
         if intent and _intent(turn, intent, in_open=False):
             return
+        # Keep the keyboard that is on screen valid: only the turn counter makes buttons stale.
         turn.say(turn.t("input.use_buttons"))
-        _ask(turn, module, current)
+        _repeat(turn)
         return
     if intent and _intent(turn, intent, in_open=False):
         return
@@ -467,8 +475,8 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
             state.mode = "crisis"
         state.turn += 1
         variant = _variant(safety.category)
-        turn.say(turn.t("crisis.reply1"))
-        turn.say(_helplines(turn, variant))
+        # Thanks and help lines in one message: the numbers must be the first thing to arrive.
+        turn.say(f'{turn.t("crisis.reply1")}\n\n{_helplines(turn, variant)}')
         buttons = [[turn.button(turn.t("crisis.btn_danger"), "cr:danger", always=True)],
                    [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
                    [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)]]
@@ -495,7 +503,7 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
 
 
 def _variant(category: SafetyCategory | None) -> str:
-    if category in {SafetyCategory.HOME_VIOLENCE}:
+    if category is SafetyCategory.HOME_VIOLENCE:
         return "abuse"
     if category is SafetyCategory.SEXUAL_ABUSE:
         return "sexual"
@@ -503,11 +511,23 @@ def _variant(category: SafetyCategory | None) -> str:
 
 
 def _helplines(turn: _Turn, variant: str) -> str:
-    region = turn.ctx.region.upper()
-    key = f"helplines.{region}.{variant}"
-    if not turn.ctx.catalog.texts.has(key):
+    return helplines(turn.ctx, variant, turn.state.lang)
+
+
+def helplines(ctx: Context, variant: str, lang: str = "nl") -> str:
+    """The help lines of one variant (crisis, abuse, sexual, danger, all) for the school's region.
+
+    A region without its own lines gets the Belgian ones: better a number than none.
+    """
+    key = f"helplines.{ctx.region.upper()}.{variant}"
+    if not ctx.catalog.texts.has(key):
         key = f"helplines.BE.{variant}"
-    return turn.t(key)
+    return ctx.catalog.texts.get(key, lang)
+
+
+def crisis_helplines(ctx: Context, category: SafetyCategory | None, lang: str = "nl") -> str:
+    """The help lines a pupil gets with the crisis reply for a signal of this category."""
+    return helplines(ctx, _variant(category), lang)
 
 
 def _crisis_button(turn: _Turn, arg: str) -> None:
@@ -609,7 +629,7 @@ def _repeat(turn: _Turn, *, quiet: bool = False) -> None:
         if state.run.phase == "steps":
             _ask(turn, module, module.step(state.run.step), again=True)
         else:
-            _end_phase(turn, module)
+            _end_phase(turn, module, again=True)
     elif state.mode == "age":
         _ask_age(turn)
     elif state.mode == "consent":
@@ -776,14 +796,22 @@ def _enter(turn: _Turn, module: Module, current: Step) -> None:
                                           reason=current.flag.reason, module=module.id))
         if current.type is StepKind.END:
             run.phase = "share"
-            turn.say(_render(turn, module, current.summary or current.text))
+            # Rules are judged when the answers are complete, not at the last button: a pupil
+            # who leaves at the share question has still told us what the rule looks at.
+            run.rule_flags = [i for i, rule in enumerate(module.rules)
+                              if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any)]
+            _raise_rule_flags(turn, module, consent=False)
+            parts = [_render(turn, module, current.text)]
+            if current.summary is not None:
+                parts.append(_render(turn, module, current.summary))
+            turn.say("\n\n".join(p for p in parts if p.strip()))
             _end_phase(turn, module)
             return
         if current.asks:
             _ask(turn, module, current)
             return
         turn.say(_render(turn, module, current.text))
-        nxt = _next_step(module, current, None)
+        nxt = _next_step(module, current, None, run.answers)
         if nxt is None:
             _finish(turn, module)
             return
@@ -791,9 +819,35 @@ def _enter(turn: _Turn, module: Module, current: Step) -> None:
     raise ValueError(f"{module.id}: a loop of steps that ask nothing")
 
 
-def _progress(module: Module, current: Step) -> tuple[int, int]:
-    asking = [s.id for s in module.steps if s.asks]
-    return asking.index(current.id) + 1, len(asking)
+def _progress(module: Module, run: RunState, current: Step) -> tuple[int, int]:
+    """"Vraag n van m": n counts what the pupil answered, m adds the likely path still ahead.
+
+    Counting positions in the file would jump ("vraag 1", then "vraag 4") for a pupil who
+    skips a branch; the total may grow when a branch is taken, which reads as honest.
+    """
+    answered = sum(1 for sid in run.answers if sid != current.id)
+    return answered + 1, answered + 1 + _questions_ahead(module, current)
+
+
+def _questions_ahead(module: Module, current: Step) -> int:
+    """How many asking steps follow `current` on its default path (no branches taken)."""
+    count, seen, step_ = 0, {current.id}, _default_next(module, current)
+    while step_ is not None and step_.id not in seen and step_.type is not StepKind.END:
+        seen.add(step_.id)
+        count += step_.asks
+        step_ = _default_next(module, step_)
+    return count
+
+
+def _default_next(module: Module, current: Step) -> Step | None:
+    """Where a step leads when no branch or option sends the pupil elsewhere."""
+    if current.next:
+        return module.step(current.next)
+    targets = [o.next for o in current.options if o.next]
+    if targets and len(targets) == len(current.options):
+        return module.step(max(targets, key=targets.count))  # first of the most common
+    index = module.steps.index(current)
+    return module.steps[index + 1] if index + 1 < len(module.steps) else None
 
 
 def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> None:
@@ -803,7 +857,7 @@ def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> 
     if not again:
         state.turn += 1
     lang = state.lang
-    position, total = _progress(module, current)
+    position, total = _progress(module, run, current)
     turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
                                      total=total))
     head = turn.t("module.progress", n=position, total=total)
@@ -850,20 +904,53 @@ def _step_buttons(turn: _Turn, module: Module, current: Step) -> list[list[Butto
     return rows
 
 
+def _same(turn: _Turn, label: Text, word: str) -> bool:
+    """True when typed text is this label (in the pupil's language or in Dutch)."""
+    return word in {_norm(label.get(turn.state.lang)), _norm(label.nl)}
+
+
 def _typed_choice(turn: _Turn, module: Module, current: Step, word: str) -> bool:
     """Accept a typed option label or scale digit as if its button was pressed."""
-    if current.type is StepKind.SCALE and word in {"1", "2", "3", "4", "5"}:
-        _answer(turn, module, current, int(word))
+    if current.type is StepKind.SCALE and current.scale:
+        for point, label in current.scale.items():
+            if word == str(point) or _same(turn, label, word):
+                _answer(turn, module, current, point)
+                return True
+        return False
+    if current.skippable and current.type is not StepKind.THIS_OR_THAT \
+            and word == _norm(turn.t("module.dont_know")):
+        _answer(turn, module, current, None)
         return True
-    if current.type in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT}:
-        for option in current.options:
-            if _norm(option.label.get(turn.state.lang)) == word or _norm(option.label.nl) == word:
-                _answer(turn, module, current, option.key)
+    for index, option in enumerate(current.options):
+        if _same(turn, option.label, word):
+            _module_button(turn, "o", str(index), typed=True)
+            return True
+    if current.type in {StepKind.MULTI_CHOICE, StepKind.TOP3} and \
+            word in {_norm(turn.t("module.done_multi")), _norm(turn.t("module.done_word"))}:
+        _module_button(turn, "ok", "", typed=True)
+        return True
+    return False
+
+
+def _typed_end_choice(turn: _Turn, module: Module, word: str) -> bool:
+    """At the end, a typed share or contact label counts as its button."""
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (checked by the caller)
+    if run.phase == "share":
+        end = module.step(run.step)
+        for key in end.share.options if end.share else SHARE_KEYS:
+            if word == _norm(turn.t(f"end.share_{key}")):
+                _end_button(turn, module, "sh", key)
+                return True
+    elif run.phase == "contact":
+        for key in ("yes", "no"):
+            if word == _norm(turn.t(f"end.contact_{key}")):
+                _end_button(turn, module, "ct", key)
                 return True
     return False
 
 
-def _module_button(turn: _Turn, head: str, arg: str) -> None:
+def _module_button(turn: _Turn, head: str, arg: str, *, typed: bool = False) -> None:
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (checked by the caller)
@@ -887,7 +974,7 @@ def _module_button(turn: _Turn, head: str, arg: str) -> None:
         if kind in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT}:
             _answer(turn, module, current, option.key, chosen=option.action)
         elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
-            _toggle(turn, module, current, option.key)
+            _toggle(turn, module, current, option.key, typed=typed)
         else:
             _stale(turn)
     elif head == "ok" and kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
@@ -907,21 +994,24 @@ def _stale(turn: _Turn) -> None:
     _repeat(turn)
 
 
-def _toggle(turn: _Turn, module: Module, current: Step, key: str) -> None:
+def _toggle(turn: _Turn, module: Module, current: Step, key: str, *, typed: bool) -> None:
+    """Select or unselect one option; a pressed button edits its own message in place."""
     run = turn.state.run
     assert run is not None  # noqa: S101 (checked by the caller)
     limit = 3 if current.type is StepKind.TOP3 else (current.max_choices or len(current.options))
     if key in run.selection:
         run.selection.remove(key)
     elif len(run.selection) >= limit:
-        turn.say("", notice=turn.t("module.max_choices", n=limit))
+        # A toast for a button; typed text has no toast, so it gets a message.
+        note = turn.t("module.max_choices", n=limit)
+        turn.say(note if typed else "", notice=note)
         return
     else:
         run.selection.append(key)
-    position, total = _progress(module, current)
+    position, total = _progress(module, run, current)
     head = turn.t("module.progress", n=position, total=total)
     turn.say(f"{head}\n{_render(turn, module, current.text)}",
-             _step_buttons(turn, module, current), edit=True)
+             _step_buttons(turn, module, current), edit=not typed)
 
 
 def _open_answer(turn: _Turn, module: Module, current: Step, text: str) -> None:
@@ -963,10 +1053,16 @@ def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
     turn.events.append(AnswerRecorded(module=module.id, version=run.version, step=current.id,
                                       value=value, display=run.displays[current.id],
                                       private=private))
-    if chosen == "contact_request" and current.flag is not None:
-        turn.events.append(FlagRaised(level=current.flag.level.value, reason=current.flag.reason,
-                                      module=module.id, target="begeleider"))
-    nxt = _next_step(module, current, value)
+    if chosen == "contact_request":
+        # The pupil said yes to a person: the step's flag (given with consent), else a plain
+        # contact request, both for the leerlingenbegeleider.
+        spec = current.flag
+        turn.events.append(FlagRaised(
+            level=spec.level.value if spec else FlagLevel.CONTACTVRAAG.value,
+            reason=spec.reason if spec else "contactvraag", module=module.id,
+            target="begeleider", about=_render(turn, module, current.text)))
+        turn.say(turn.t("module.contact_requested"))
+    nxt = _next_step(module, current, value, run.answers)
     if nxt is None:
         _finish(turn, module)
         return
@@ -974,6 +1070,10 @@ def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
 
 
 def _holds(cond: Condition, value: AnswerValue) -> bool:
+    """Evaluate one condition; an unanswered step ("weet ik niet", not reached) is None.
+
+    None fails every test except `ne`: a pupil who skipped "stoppen?" did not say "Nee".
+    """
     if cond.eq is not None:
         return value == cond.eq
     if cond.ne is not None:
@@ -984,7 +1084,7 @@ def _holds(cond: Condition, value: AnswerValue) -> bool:
             if bound is not None:
                 return bool(test(bound))
     if cond.in_ is not None:
-        return value in cond.in_
+        return value is not None and not isinstance(value, list) and value in cond.in_
     if cond.contains is not None:
         return isinstance(value, list) and cond.contains in value
     if cond.contains_any is not None:
@@ -992,9 +1092,16 @@ def _holds(cond: Condition, value: AnswerValue) -> bool:
     return False
 
 
-def _next_step(module: Module, current: Step, value: AnswerValue) -> Step | None:
+def _condition_value(cond: Condition, value: AnswerValue,
+                     answers: dict[str, AnswerValue]) -> AnswerValue:
+    """The answer a condition tests: an earlier step's (`answer:`) or the current value."""
+    return answers.get(cond.answer) if cond.answer is not None else value
+
+
+def _next_step(module: Module, current: Step, value: AnswerValue,
+               answers: dict[str, AnswerValue]) -> Step | None:
     for branch in current.branch:
-        if branch.when.answer is None and _holds(branch.when, value):
+        if _holds(branch.when, _condition_value(branch.when, value, answers)):
             return module.step(branch.next)
     if current.options and value is not None and not isinstance(value, list):
         for option in current.options:
@@ -1016,12 +1123,24 @@ def _render(turn: _Turn, module: Module, text: object) -> str:
     return TEMPLATE_REF.sub(lambda m: displays.get(m.group(1), "-"), raw)
 
 
-def _end_phase(turn: _Turn, module: Module) -> None:
+def _raise_rule_flags(turn: _Turn, module: Module, *, consent: bool) -> None:
+    """Raise the module rules that matched; those that need consent only once it is given."""
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    for index in run.rule_flags:
+        spec = module.rules[index].flag
+        if spec.needs_consent is consent:
+            turn.events.append(FlagRaised(level=spec.level.value, reason=spec.reason,
+                                          module=module.id))
+
+
+def _end_phase(turn: _Turn, module: Module, *, again: bool = False) -> None:
     """The end of a module: what may the teacher see, then an offer to talk."""
     run = turn.state.run
     assert run is not None  # noqa: S101 (only called with a run)
     end = module.step(run.step)
-    turn.state.turn += 1
+    if not again:
+        turn.state.turn += 1
     if run.phase == "share":
         share = end.share
         question = share.text.get(turn.state.lang) if share else turn.t("end.share")
@@ -1051,10 +1170,8 @@ def _finish(turn: _Turn, module: Module, *, contact: bool = False) -> None:
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (only called with a run)
-    for rule in module.rules:
-        if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any):
-            turn.events.append(FlagRaised(level=rule.flag.level.value, reason=rule.flag.reason,
-                                          module=module.id))
+    if contact:
+        _raise_rule_flags(turn, module, consent=True)
     turn.events.append(RunFinished(module=module.id, share=run.share or "niets"))
     state.run = None
     state.paused.pop(module.id, None)

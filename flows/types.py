@@ -205,6 +205,7 @@ class RunState(BaseModel):
     phase: Literal["steps", "share", "contact"] = "steps"
     private_next: bool = False
     share: str | None = None
+    rule_flags: list[int] = Field(default_factory=list)  # module rules that matched at the end
 
 
 class ContactDraft(BaseModel):

@@ -25,12 +25,15 @@ staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 class_app = typer.Typer(help="Classes and join links.", no_args_is_help=True)
 content_app = typer.Typer(help="The didactic package (modules).", no_args_is_help=True)
 flags_app = typer.Typer(help="Flags for counsellors.", no_args_is_help=True)
+retention_app = typer.Typer(help="Data retention (see leerbot/retention.py).",
+                            no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(school_app, name="school")
 app.add_typer(staff_app, name="staff")
 app.add_typer(class_app, name="class")
 app.add_typer(content_app, name="content")
 app.add_typer(flags_app, name="flags")
+app.add_typer(retention_app, name="retention")
 
 try:
     from nlu.commands import nlu_app
@@ -51,10 +54,15 @@ def settings() -> Settings:
     return load_settings()
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Plain structured-ish logs on stderr, never pupil text (see bot/conversation.py)."""
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Logs on stderr (`json`: one object per line), never pupil text (see bot/ops.py)."""
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if fmt == "json":
+        from bot.ops import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
@@ -314,14 +322,78 @@ def flags_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
               f"{row['pupil']:<10} {row['class'] or '-':<10} {row['created_at']}")
 
 
+# ------------------------------------------------------------------ retention and health
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count, delete nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    now: Annotated[str | None, typer.Option(help="pretend it is this ISO date/time")] = None,
+) -> None:
+    """Delete transcripts, answers and inactive pupils older than the retention period."""
+    from zoneinfo import ZoneInfo
+
+    from leerbot.retention import run_retention, summary
+    from store.db import make_engine, make_sessions
+
+    cfg = settings()
+    zone = ZoneInfo(cfg.timezone)
+    moment = datetime.now(UTC)
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            fail(f"bad --now {now!r}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+    async def work() -> dict[str, Any]:
+        engine = make_engine(cfg.database_url)
+        try:
+            return await run_retention(make_sessions(engine), now=moment, zone=zone,
+                                       retention_days=cfg.retention_days, dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(work())
+    print(json.dumps(report) if as_json else summary(report))
+
+
+@app.command("health")
+def health_cmd(
+    component: Annotated[str, typer.Option(help="db, sender, bot, dashboard or rasa")],
+    url: Annotated[str | None, typer.Option(help="HTTP endpoint to check instead")] = None,
+    max_lag: Annotated[float, typer.Option(help="sender: seconds a due message may wait")] =
+    900.0,
+) -> None:
+    """Exit 0 when a component is healthy (for container health checks)."""
+    from leerbot.health import Component, check
+
+    try:
+        which = Component(component)
+    except ValueError:
+        fail(f"unknown component {component!r}: use {', '.join(c.value for c in Component)}")
+        return
+    problem = asyncio.run(check(which, settings(), url=url, max_lag=max_lag))
+    if problem:
+        fail(f"{which.value} unhealthy: {problem}")
+    print(f"{which.value} ok")
+
+
 # ------------------------------------------------------------------ processes
 
 
 @app.command("bot")
-def bot_cmd(webhook: Annotated[bool, typer.Option("--webhook")] = False) -> None:
+def bot_cmd(
+    webhook: Annotated[bool, typer.Option("--webhook")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="webhook worker processes")] = 1,
+    with_sender: Annotated[bool, typer.Option(
+        "--with-sender", help="webhook, one worker: send from this process too "
+        "(else run `leerbot sender`)")] = False,
+) -> None:
     """Run the Telegram bot (polling; --webhook for webhook mode)."""
     cfg = settings()
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, cfg.log_format)
     from content.loader import ContentError, load_catalog
 
     try:
@@ -333,11 +405,32 @@ def bot_cmd(webhook: Annotated[bool, typer.Option("--webhook")] = False) -> None
     if webhook:
         from bot.webhook import run_webhook
 
-        run_webhook(cfg)
+        try:
+            run_webhook(cfg, workers=workers, inline_sender=with_sender)
+        except ValueError as exc:
+            fail(str(exc))
     else:
+        if workers != 1 or with_sender:
+            fail("--workers and --with-sender are for --webhook; polling always sends itself")
         from bot.app import run_polling
 
         run_polling(cfg)
+
+
+@app.command("sender")
+def sender_cmd(
+    listen: Annotated[str, typer.Option(help="HOST:PORT for /healthz, /readyz and /metrics "
+                                        "('' for none)")] = "127.0.0.1:9464",
+) -> None:
+    """Send the outbox to Telegram (the one sending process next to webhook workers)."""
+    cfg = settings()
+    setup_logging(cfg.log_level, cfg.log_format)
+    from bot.sender import run_standalone
+
+    try:
+        run_standalone(cfg, listen=listen or None)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 @app.command("sandbox")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     send_rate_global: Annotated[float, Field(gt=0)] = 28.0
     send_rate_chat: Annotated[float, Field(gt=0)] = 1.0
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod

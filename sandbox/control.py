@@ -110,6 +110,8 @@ def _deliver(state: SandboxState, bot: BotState, chat: Chat, message: JSON,
                               tg=message)
     if chat.type == "private":
         chat.started = True  # any message to the bot "starts" it, as pressing Start does
+    if chat.reply_keyboard is not None and chat.reply_keyboard.get("one_time_keyboard"):
+        chat.reply_keyboard = None  # Telegram apps fold a one-time keyboard away once used
     key = update_key or ("channel_post" if chat.type == "channel" else "message")
     update_id = state.enqueue_update(bot, {key: dict(message)})
     return {"update_id": update_id, "message_id": message["message_id"], "chat_id": chat.id,
@@ -344,10 +346,14 @@ async def batch(request: Request) -> Response:
     Actions run in order; each gets its own result or {"error", "status"}.
     """
     body = await _body(request)
-    state, bot = _state(request), _bot(request, body)
     actions = body.get("actions")
     if not isinstance(actions, list):
         raise ApiError(400, "actions must be a list")
+    return _json({"results": run_actions(_state(request), _bot(request, body), actions)})
+
+
+def run_actions(state: SandboxState, bot: BotState, actions: list[Any]) -> list[JSON]:
+    """Run pupil actions in order; a failing one gets {"error", "status"} and the rest go on."""
     results: list[JSON] = []
     for item in actions:
         action = BATCH_OPS.get(str(item.get("op"))) if isinstance(item, dict) else None
@@ -358,7 +364,19 @@ async def batch(request: Request) -> Response:
             results.append(action(state, bot, item))
         except ApiError as err:
             results.append({"error": err.description, "status": err.code})
-    return _json({"results": results})
+    return results
+
+
+async def wait_feed(state: SandboxState, bot: BotState, *, after: int, wait: float,
+                    limit: int = 10_000) -> list[JSON]:
+    """Feed entries after `after`, waiting up to `wait` seconds for the first one."""
+    deadline = time.monotonic() + min(MAX_WAIT, wait)
+    while True:
+        events = bot.feed_after(after, limit)
+        remaining = deadline - time.monotonic()
+        if events or remaining <= 0 or state.closing:
+            return events
+        await bot.feed_signal.wait(remaining)
 
 
 async def raw_update(request: Request) -> Response:
@@ -415,15 +433,9 @@ async def feed(request: Request) -> Response:
     if "after" not in query:
         return _json({"events": [], "next": bot.seq})
     after = _int(query["after"], "after")
-    wait = min(MAX_WAIT, float(query.get("wait", "0") or 0))
     limit = max(1, min(50_000, _int(query.get("limit", "10000"), "limit")))
-    deadline = time.monotonic() + wait
-    while True:
-        events = bot.feed_after(after, limit)
-        remaining = deadline - time.monotonic()
-        if events or remaining <= 0 or state.closing:
-            break
-        await bot.feed_signal.wait(remaining)
+    events = await wait_feed(state, bot, after=after, wait=float(query.get("wait", "0") or 0),
+                             limit=limit)
     return _json({"events": events, "next": events[-1]["seq"] if events else max(after, 0)})
 
 

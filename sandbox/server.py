@@ -7,26 +7,30 @@ benchmarks drive it through `/sandbox/api/…` (see `sandbox.driver`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from sandbox.botapi import HANDLERS, Call, Params, Upload
 from sandbox.control import ROUTES as CONTROL_ROUTES
 from sandbox.errors import ApiError
 from sandbox.state import SEND_METHODS, BotState, SandboxState
 
-__all__ = ["SandboxState", "create_app", "run"]
+__all__ = ["SandboxState", "create_app", "run", "running", "serve_in_loop"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 JSON_HEADERS = {"content-type": "application/json"}
@@ -35,6 +39,7 @@ BAD_GATEWAY_HTML = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<
                     b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0"
                     b"</center>\r\n</body>\r\n</html>\r\n")
 MAX_FORM_FILES = 20
+START_TIMEOUT = 10.0
 
 
 def _dump(data: Any) -> bytes:
@@ -178,10 +183,56 @@ def create_app(*, token: str | None = None, rate_limits: bool = False,
     return app
 
 
+class _InLoopServer(uvicorn.Server):
+    """uvicorn without signal handling: the host program keeps Ctrl-C; stop is explicit."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def serve_in_loop(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
+                        before_stop: Callable[[], None] | None = None) -> AsyncIterator[str]:
+    """Serve any ASGI app with uvicorn inside the running event loop; yields its base URL.
+
+    Port 0 picks a free port. `before_stop` runs first on exit (e.g. to end long polls).
+    """
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=1)
+    server = _InLoopServer(config)
+    task = asyncio.create_task(server.serve(), name=f"uvicorn-{host}:{port}")
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            while not server.started:
+                if task.done():
+                    task.result()  # re-raise why it could not start
+                    raise RuntimeError(f"server on {host}:{port} stopped during start-up")
+                await asyncio.sleep(0.01)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://{host}:{bound}"
+    finally:
+        if before_stop is not None:
+            before_stop()
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=10.0)
+
+
+@asynccontextmanager
+async def running(*, token: str | None = None, rate_limits: bool = False,
+                  bot_username: str = "leerbot_sandbox_bot", host: str = "127.0.0.1",
+                  port: int = 0) -> AsyncIterator[tuple[str, Starlette]]:
+    """A fresh sandbox served in this event loop; yields (base_url, app)."""
+    app = create_app(token=token, rate_limits=rate_limits, bot_username=bot_username)
+    # Long polls in flight answer at once, so shutdown does not wait for them.
+    async with serve_in_loop(app, host=host, port=port,
+                             before_stop=app.state.sandbox.close_waiters) as url:
+        yield url, app
+
+
 def run(*, host: str, port: int, token: str | None, rate_limits: bool) -> None:
     """Serve the sandbox until interrupted; prints the API URL for the bot and the web chat."""
-    import uvicorn
-
     app = create_app(token=token, rate_limits=rate_limits)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  # display only
     sys.stdout.write(f"LEERBOT_TELEGRAM_API_URL=http://{shown}:{port}/bot\n"

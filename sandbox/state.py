@@ -629,6 +629,7 @@ class SandboxState:
                                       if "keyboard" in keyboard else None)
             view["remove_keyboard"] = bool(keyboard.get("remove_keyboard"))
             view["force_reply"] = bool(keyboard.get("force_reply"))
+            view["one_time_keyboard"] = bool(keyboard.get("one_time_keyboard"))
         reply = tg.get("reply_to_message")
         if isinstance(reply, dict):
             view["reply_to_message_id"] = reply.get("message_id")

@@ -339,6 +339,38 @@ async def flag_queue(
     return [QueueRow(*row) for row in (await session.execute(stmt.limit(limit))).all()]
 
 
+async def contact_requests_for_teacher(
+    session: AsyncSession, *, teacher_id: int, school_id: int, limit: int = 200
+) -> list[QueueRow]:
+    """Contact requests pupils addressed to this teacher (own classes), open ones first."""
+    is_open = case((Flag.state == "closed", 1), else_=0)
+    stmt = (
+        select(
+            Flag.id,
+            Flag.kind,
+            Flag.reason,
+            Flag.category,
+            Flag.state,
+            Flag.urgent,
+            Flag.pupil_pseudonym,
+            SchoolClass.name,
+            Flag.created_at,
+            Flag.updated_at,
+            Flag.delivery_failed,
+        )
+        .join(SchoolClass, SchoolClass.id == Flag.class_id)
+        .where(
+            Flag.school_id == school_id,
+            SchoolClass.teacher_id == teacher_id,
+            Flag.kind == "contactvraag",
+            Flag.target == "leerkracht",
+        )
+        .order_by(is_open, Flag.created_at, Flag.id)
+        .limit(limit)
+    )
+    return [QueueRow(*row) for row in (await session.execute(stmt)).all()]
+
+
 async def queue_stamp(session: AsyncSession, *, school_id: int) -> str:
     """A short fingerprint of the school's open queue: it changes when the queue changes."""
     stmt = select(func.count(Flag.id), func.max(Flag.updated_at), func.max(Flag.id)).where(

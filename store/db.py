@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,7 +29,7 @@ Sessions = async_sessionmaker[AsyncSession]
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -44,13 +48,51 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # hide_parameters: a failed statement's values (a pupil's answer) never reach a log line.
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=True)
+                               pool_pre_ping=True, hide_parameters=True)
 
 
 def make_sessions(engine: AsyncEngine) -> Sessions:
     """One session per unit of work; objects stay readable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def notify_on_commit(sessions: Sessions, *, channel: str, model: type[Any]) -> None:
+    """PostgreSQL: every transaction that adds a `model` row sends NOTIFY `channel` at commit.
+
+    Another process (the sender) LISTENs and wakes at once instead of polling the table.
+    """
+    sync_maker = sessionmaker()
+    sessions.configure(sync_session_class=sync_maker)
+    key = f"notify:{channel}"
+
+    def _added(session: Session) -> bool:
+        return any(isinstance(obj, model) for obj in session.new)
+
+    @event.listens_for(sync_maker, "after_flush")
+    def _remember(session: Session, _context: Any) -> None:
+        if _added(session):  # after_flush still lists what this flush inserted
+            session.info[key] = True
+
+    @event.listens_for(sync_maker, "before_commit")
+    def _notify(session: Session) -> None:
+        if session.info.pop(key, False) or _added(session):
+            session.execute(text(f"NOTIFY {channel}"))
+
+    @event.listens_for(sync_maker, "after_rollback")
+    def _forget(session: Session) -> None:
+        session.info.pop(key, None)
+
+
+async def listen(engine: AsyncEngine, channel: str,
+                 callback: Callable[[], None]) -> AsyncConnection:
+    """PostgreSQL: call `callback` on every NOTIFY `channel`; close the returned connection."""
+    conn = await engine.connect()
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.add_listener(  # type: ignore[union-attr]  # asyncpg
+        channel, lambda *_args: callback())
+    return conn
 
 
 def alembic_config(url: str) -> Config:

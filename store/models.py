@@ -211,8 +211,11 @@ class Outbox(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)  # 0 reply, 3 staff, 5 notice, 9 bulk
     method: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column()
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending|sent|failed|dead
+    # pending → sending (claimed by one sender) → sent | dead; see bot/sender.py.
+    status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(80))  # the sender sending it now
+    claimed_at: Mapped[datetime | None] = mapped_column()  # refreshed while that sender lives
     not_before: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(300))
     message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from store.models import (
     Answer,
@@ -303,18 +304,148 @@ async def pending_outbox(session: AsyncSession, *, now: datetime, limit: int = 2
     return (await session.scalars(stmt)).all()
 
 
+async def oldest_due_message(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When the oldest pending message that may be sent now was queued (None: none waits)."""
+    due = (Outbox.not_before.is_(None)) | (Outbox.not_before <= now)
+    return await session.scalar(select(func.min(Outbox.created_at))
+                                .where(Outbox.status == "pending", due))
+
+
 async def outbox_backlog(session: AsyncSession) -> int:
-    """How many messages wait to be sent."""
+    """How many messages wait to be sent (queued or being sent right now)."""
     return int(await session.scalar(
-        select(func.count()).select_from(Outbox).where(Outbox.status == "pending")) or 0)
+        select(func.count()).select_from(Outbox)
+        .where(Outbox.status.in_(("pending", "sending")))) or 0)
 
 
-async def mark_chat_blocked(session: AsyncSession, chat_id: int) -> None:
-    """A pupil blocked the bot: mark them and drop what still waits for them."""
+async def outbox_counts(session: AsyncSession, *, now: datetime) -> dict[str, int]:
+    """Messages per state that still matter to a sender: pending, due now, sending."""
+    due = (Outbox.not_before.is_(None)) | (Outbox.not_before <= now)
+    row = (await session.execute(select(
+        func.count().filter(Outbox.status == "pending"),
+        func.count().filter(and_(Outbox.status == "pending", due)),
+        func.count().filter(Outbox.status == "sending"),
+    ).where(Outbox.status.in_(("pending", "sending"))))).one()
+    return {"pending": int(row[0]), "due": int(row[1]), "sending": int(row[2])}
+
+
+async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limit: int,
+                       chat_id: int | None = None, max_priority: int | None = None,
+                       skip_locked: bool = False) -> list[Outbox]:
+    """Mark due messages `sending` for one sender and return them, oldest first per chat.
+
+    Without `chat_id`: the first waiting message of up to `limit` chats that have nothing
+    being sent (most urgent first). With `chat_id` (a sender that just finished a message
+    of that chat): the chat's due messages in order, up to the first one that must wait.
+    Per-chat order holds across processes because a message is claimable only while no
+    message of its chat is `sending` and nothing older of its chat waits; on PostgreSQL a
+    head row another sender is claiming right now is skipped (`FOR UPDATE SKIP LOCKED`).
+    """
+    cand = aliased(Outbox, name="cand")
+    other = aliased(Outbox, name="other")
+    due = or_(cand.not_before.is_(None), cand.not_before <= now)
+    if chat_id is None:
+        older = other.status == "pending"
+    else:
+        older = and_(other.status == "pending", other.not_before.is_not(None),
+                     other.not_before > now)
+    held = exists().where(other.chat_id == cand.chat_id, or_(
+        other.status == "sending", and_(other.id < cand.id, older)))
+    heads = (select(cand.id).where(cand.status == "pending", due, ~held)
+             .order_by(cand.priority, cand.id).limit(limit))
+    if chat_id is not None:
+        heads = heads.where(cand.chat_id == chat_id).order_by(None).order_by(cand.id)
+    if max_priority is not None:
+        heads = heads.where(cand.priority <= max_priority)
+    if skip_locked:
+        heads = heads.with_for_update(skip_locked=True)
+    stmt = (update(Outbox).where(Outbox.id.in_(heads.scalar_subquery()))
+            .values(status="sending", claimed_by=owner, claimed_at=now)
+            .returning(Outbox).execution_options(synchronize_session=False))
+    rows = list((await session.scalars(stmt)).all())
+    rows.sort(key=lambda r: r.id)
+    return rows
+
+
+async def finish_outbox(session: AsyncSession, row_id: int, *, status: str, now: datetime,
+                        message_id: int | None = None, error: str | None = None,
+                        attempts: int | None = None, not_before: datetime | None = None,
+                        payload: dict[str, Any] | None = None) -> None:
+    """Record what happened to a claimed message (sent, dead, or pending again)."""
+    values: dict[str, Any] = {"status": status}
+    if status != "sending":
+        values.update(claimed_by=None, claimed_at=None)
+    if status == "sent":
+        values.update(sent_at=now, message_id=message_id)
+    if error is not None:
+        values["last_error"] = error[:300]
+    if attempts is not None:
+        values["attempts"] = attempts
+    if not_before is not None:
+        values["not_before"] = not_before
+    if payload is not None:
+        values["payload"] = payload
+    await session.execute(update(Outbox).where(Outbox.id == row_id).values(**values))
+
+
+async def refresh_claims(session: AsyncSession, *, owner: str, now: datetime) -> None:
+    """A living sender says so: its claims stay fresh and are not taken over."""
+    await session.execute(update(Outbox).where(Outbox.status == "sending",
+                                               Outbox.claimed_by == owner)
+                          .values(claimed_at=now))
+
+
+async def release_claims(session: AsyncSession, *, owner: str,
+                         row_ids: Sequence[int] | None = None) -> int:
+    """Put messages a sender claimed but did not send back in the queue."""
+    stmt = update(Outbox).where(Outbox.status == "sending", Outbox.claimed_by == owner)
+    if row_ids is not None:
+        stmt = stmt.where(Outbox.id.in_(list(row_ids)))
+    result = await session.execute(stmt.values(status="pending", claimed_by=None,
+                                               claimed_at=None))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of UPDATE
+
+
+async def sending_owners(session: AsyncSession) -> list[str]:
+    """The senders that hold claimed messages right now."""
+    stmt = select(Outbox.claimed_by).where(Outbox.status == "sending").distinct()
+    return [owner for owner in (await session.scalars(stmt)).all() if owner]
+
+
+async def recover_outbox(session: AsyncSession, *, stale_before: datetime,
+                         dead_owners: Sequence[str] = (), alive_owner: str | None = None) -> int:
+    """Claims of crashed senders (known dead, or silent since `stale_before`) back to pending."""
+    stale = Outbox.claimed_at < stale_before
+    if alive_owner is not None:  # the caller itself: alive, whatever its clock says
+        stale = and_(stale, Outbox.claimed_by != alive_owner)
+    if dead_owners:
+        stale = or_(stale, Outbox.claimed_by.in_(list(dead_owners)))
+    result = await session.execute(
+        update(Outbox).where(Outbox.status == "sending", stale)
+        .values(status="pending", claimed_by=None, claimed_at=None))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of UPDATE
+
+
+async def mark_chat_blocked(session: AsyncSession, chat_id: int,
+                            now: datetime | None = None) -> None:
+    """A pupil blocked the bot: mark them and drop what still waits for them.
+
+    A dropped staff reply (an outbox row with a flag) is recorded on its flag, so the staff
+    member sees that the pupil never got it.
+    """
     await session.execute(update(Pupil).where(Pupil.chat_id == chat_id).values(blocked=True))
+    flag_ids = set((await session.scalars(select(Outbox.flag_id).where(
+        Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending")),
+        Outbox.flag_id.is_not(None)))).all())
+    for flag_id in sorted(i for i in flag_ids if i is not None):
+        await session.execute(update(Flag).where(Flag.id == flag_id)
+                              .values(delivery_failed=True, updated_at=now or utcnow()))
+        session.add(FlagEvent(flag_id=flag_id, action="delivery_failed",
+                              note="blocked by the user", created_at=now or utcnow()))
     await session.execute(update(Outbox).where(Outbox.chat_id == chat_id,
-                                               Outbox.status == "pending")
-                          .values(status="dead", last_error="blocked by the user"))
+                                               Outbox.status.in_(("pending", "sending")))
+                          .values(status="dead", last_error="blocked by the user",
+                                  claimed_by=None, claimed_at=None))
 
 
 async def store_module_versions(session: AsyncSession, bodies: dict[tuple[str, str],

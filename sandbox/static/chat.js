@@ -229,10 +229,12 @@ function render(message) {
   bubble.className = "bubble";
   const attachment = media(message);
   if (attachment) bubble.append(attachment);
-  if (message.text) bubble.append(formatted(message.text, message.entities));
-  if (message.caption) {
-    if (attachment) bubble.append(document.createElement("br"));
-    bubble.append(formatted(message.caption, message.caption_entities));
+  const body = message.text ?? message.caption;
+  if (body) {
+    const text = document.createElement("span");
+    text.className = "text";
+    text.append(formatted(body, message.text ? message.entities : message.caption_entities));
+    bubble.append(text);
   }
   const meta = document.createElement("span");
   meta.className = "meta";

@@ -341,6 +341,18 @@ async def seed(url: str, *, now: datetime = NOW) -> Seed:
                 FlagRaised(level="contactvraag", reason="contact_request", target="begeleider"),
                 now - timedelta(hours=5),
             )
+            # Noor also asked to talk to her teacher: the one kind of flag a teacher sees.
+            flag_x3, _ = await raise_flag(
+                s,
+                pupils["noor"],
+                FlagRaised(
+                    level="contactvraag",
+                    reason="contactvraag",
+                    target="leerkracht",
+                    about="Kan ik eens praten over mijn stage?",
+                ),
+                now - timedelta(hours=3),
+            )
             flag_y, _ = await raise_flag(
                 s,
                 yara,
@@ -352,7 +364,7 @@ async def seed(url: str, *, now: datetime = NOW) -> Seed:
                 ),
                 now - timedelta(hours=1),
             )
-            out.flags = {"x": flag_x.id, "x2": flag_x2.id, "y": flag_y.id}
+            out.flags = {"x": flag_x.id, "x2": flag_x2.id, "x3": flag_x3.id, "y": flag_y.id}
     finally:
         await engine.dispose()
     return out

@@ -80,14 +80,22 @@ def class_case(suffix: str, status: int = 200, data: dict[str, str] | None = Non
 
 
 def flag_case(suffix: str, status: int = 200, data: dict[str, str] | None = None) -> Case:
-    """A flag page: only counsellors of the flag's school."""
+    """A flag page: counsellors of the flag's school; a teacher only for a contact request
+    addressed to them; never admins."""
     return Case(
-        ok=only("counsellor_x", flag("x", suffix), status),
+        ok=(
+            ("counsellor_x", flag("x", suffix), status),
+            ("teacher_a", flag("x3", suffix), status),
+        ),
         denied=(
             ("counsellor_x", flag("y", suffix)),
             ("counsellor_y", flag("x", suffix)),
             ("teacher_a", flag("x", suffix)),
+            ("teacher_a", flag("x2", suffix)),
+            ("teacher_b", flag("x3", suffix)),
+            ("teacher_y", flag("x3", suffix)),
             ("admin_x", flag("x", suffix)),
+            ("admin_x", flag("x3", suffix)),
         ),
         data=data or {},
     )
@@ -153,6 +161,10 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("POST", "/meldingen/{flag_id}/sluiten"): flag_case(
         "/sluiten", 303, {"note": "Gesprek gehad."}
+    ),
+    ("GET", "/contactvragen"): Case(
+        ok=only("teacher_a", fixed("/contactvragen")),
+        denied=others("teacher_a", fixed("/contactvragen")),
     ),
     ("GET", "/signalen"): Case(
         ok=(("teacher_a", fixed("/signalen"), 200), ("counsellor_x", fixed("/signalen"), 200)),

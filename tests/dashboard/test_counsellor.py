@@ -45,6 +45,7 @@ async def test_queue_is_ordered_by_urgency_then_age(
         zorg_new,
         aandacht,
         seeded.flags["x2"],
+        seeded.flags["x3"],
     ]
     assert "ze pesten mij" not in page.text  # school Y's flag
 
@@ -122,3 +123,24 @@ async def test_reply_reaches_the_pupils_outbox_and_close_ends_the_flag(
     open_part = queue.text.split("Onlangs gesloten")[0]
     assert f'data-flag="{flag_id}"' not in open_part
     assert f'href="/meldingen/{flag_id}"' in queue.text.split("Onlangs gesloten")[1]
+
+
+async def test_teacher_answers_a_contact_request_addressed_to_them(
+    login: Login, app: Starlette, seeded: Seed
+) -> None:
+    teacher = await login("teacher_a")
+    listing = await teacher.get("/contactvragen")
+    flag_id = seeded.flags["x3"]
+    assert f'data-flag="{flag_id}"' in listing.text
+    assert f'data-flag="{seeded.flags["x"]}"' not in listing.text  # the crisis flag
+    page = await teacher.get(f"/meldingen/{flag_id}")
+    assert page.status_code == 200
+    assert "Kan ik eens praten over mijn stage?" in page.text
+    assert "Gesprek rond de melding" not in page.text  # no transcript for teachers
+    response = await teacher.post(
+        f"/meldingen/{flag_id}/antwoord",
+        data={"text": "Natuurlijk, morgen na de les?", "csrf": teacher.csrf},
+    )
+    assert response.status_code == 303
+    page = await teacher.get(f"/meldingen/{flag_id}")
+    assert "Natuurlijk, morgen na de les?" in page.text

@@ -267,16 +267,23 @@ async def test_reply_keyboards_are_shown_to_the_pupil_until_removed(
     await pupil.wait_for_reply()
     assert pupil.reply_keyboard == [["Goed", "Slecht"]]
     await pupil.press("Goed")  # a reply-keyboard button sends its label
+    assert pupil.reply_keyboard is None  # one-time keyboards fold away once used
+    assert (await client.chat_messages(pupil.chat_id))["keyboard"] is None
+    await bot.send_message(pupil.chat_id, "Nog eens?",
+                           reply_markup=ReplyKeyboardMarkup([["Ja", "Nee"]]))
+    await pupil.wait_for_reply()
     (update,) = await bot.get_updates(timeout=1)
     assert update.message is not None
     assert update.message.text == "Goed"
-    await bot.send_message(pupil.chat_id, "Oké", reply_markup=ReplyKeyboardRemove())
     await bot.send_message(pupil.chat_id, "Vertel", reply_markup=ForceReply())
+    await pupil.wait_for_reply()
+    assert pupil.reply_keyboard == [["Ja", "Nee"]]  # a force-reply leaves it in place
+    await bot.send_message(pupil.chat_id, "Oké", reply_markup=ReplyKeyboardRemove())
     await pupil.wait_for_reply()
     assert pupil.reply_keyboard is None
     timeline = await client.chat_messages(pupil.chat_id)
     assert timeline["keyboard"] is None
-    assert timeline["messages"][-1]["force_reply"] is True
+    assert [m["force_reply"] for m in timeline["messages"][-2:]] == [True, False]
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from starlette.applications import Starlette
 
 from sandbox.driver import BotMessage, SandboxClient
 from sandbox.echo import AGAIN, BURST, DONE, build_echo_application, start_echo, stop_echo
@@ -15,7 +16,7 @@ ECHO_TOKEN = "4711:ECHO-test"
 
 
 @pytest.fixture(scope="module")
-async def echo(sandbox: tuple[str, object]) -> AsyncIterator[str]:
+async def echo(sandbox: tuple[str, Starlette]) -> AsyncIterator[str]:
     """The echo bot polling the session sandbox under its own token."""
     url = sandbox[0]
     app = build_echo_application(api_url=f"{url}/bot", token=ECHO_TOKEN)
@@ -26,9 +27,12 @@ async def echo(sandbox: tuple[str, object]) -> AsyncIterator[str]:
         await stop_echo(app)
 
 
-@pytest.fixture
-async def echo_client(echo: str) -> AsyncIterator[SandboxClient]:
-    async with SandboxClient(echo, token=ECHO_TOKEN) as client:
+@pytest.fixture(params=["http", "in-process"])
+async def echo_client(echo: str, sandbox: tuple[str, Starlette],
+                      request: pytest.FixtureRequest) -> AsyncIterator[SandboxClient]:
+    """The driver over HTTP, and wired straight into the sandbox in this loop."""
+    app = sandbox[1] if request.param == "in-process" else None
+    async with SandboxClient(echo, token=ECHO_TOKEN, app=app) as client:
         yield client
 
 

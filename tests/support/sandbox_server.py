@@ -3,77 +3,42 @@
     async with running_sandbox() as (url, app):
         bot = telegram.Bot(TOKEN, base_url=f"{url}/bot", base_file_url=f"{url}/file/bot")
         state = app.state.sandbox          # SandboxState, same loop: inspect it directly
+        client = SandboxClient(url, app=app)   # pupils without HTTP overhead (benchmarks)
 
 Because the server shares the test's loop, a test can read `app.state.sandbox` without locks.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
-from starlette.types import ASGIApp
 
-from sandbox.server import create_app
+from sandbox.server import running, serve_in_loop
 
-START_TIMEOUT = 10.0
+__all__ = ["SandboxServer", "free_port", "running_sandbox", "serving"]
+
+serving = serve_in_loop  # serving(app, port=0) -> base URL: any ASGI app, e.g. a webhook receiver
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
+    """A free TCP port on 127.0.0.1 (port=0 in `serving` avoids the race when possible)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-class _InLoopServer(uvicorn.Server):
-    """uvicorn without signal handling: pytest keeps Ctrl-C, and stop() is explicit."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, *, port: int | None = None,
-                  before_stop: Callable[[], None] | None = None) -> AsyncIterator[str]:
-    """Serve any ASGI app with uvicorn on 127.0.0.1 in this loop; yields its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=1)
-    server = _InLoopServer(config)
-    task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")
-    try:
-        async with asyncio.timeout(START_TIMEOUT):
-            while not server.started:
-                if task.done():
-                    task.result()  # re-raise why it could not start
-                    raise RuntimeError(f"server on port {port} stopped during start-up")
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if before_stop is not None:
-            before_stop()
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=10.0)
-
-
 @asynccontextmanager
 async def running_sandbox(*, rate_limits: bool = False, token: str | None = None,
                           bot_username: str = "leerbot_sandbox_bot",
-                          port: int | None = None) -> AsyncIterator[tuple[str, Starlette]]:
+                          port: int = 0) -> AsyncIterator[tuple[str, Starlette]]:
     """Serve a fresh sandbox on 127.0.0.1; yields (base_url, app). Stops it on exit."""
-    app = create_app(token=token, rate_limits=rate_limits, bot_username=bot_username)
-    # Long polls in flight answer at once, so shutdown does not wait for them.
-    async with serving(app, port=port, before_stop=app.state.sandbox.close_waiters) as url:
-        yield url, app
+    async with running(token=token, rate_limits=rate_limits, bot_username=bot_username,
+                       port=port) as served:
+        yield served
 
 
 class SandboxServer:

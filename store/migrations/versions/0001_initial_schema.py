@@ -173,6 +173,8 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_by', sa.String(length=80), nullable=True),
+    sa.Column('claimed_at', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('not_before', store.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=300), nullable=True),
     sa.Column('message_id', sa.BigInteger(), nullable=True),

@@ -1,0 +1,66 @@
+"""Helpers for delivery tests: queue messages, read the outbox, compare with the sandbox log."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from store import repo
+from store.db import Sessions
+from store.models import Outbox
+
+SEND_METHODS = {"sendmessage", "editmessagetext", "editmessagereplymarkup", "sendphoto",
+                "senddocument", "editmessagecaption"}  # Bot API names are case-insensitive
+
+
+async def queue(sessions: Sessions, chat_id: int, texts: list[str], *,
+                priority: int = 0) -> None:
+    """Commit one sendMessage per text for `chat_id`, as a transaction of the bot would."""
+    now = datetime.now(UTC)
+    async with sessions.begin() as session:
+        for text in texts:
+            await repo.enqueue(session, chat_id=chat_id, method="sendMessage",
+                               payload={"chat_id": chat_id, "text": text}, priority=priority,
+                               now=now)
+
+
+async def outbox(sessions: Sessions) -> list[Outbox]:
+    """Every outbox row, oldest first."""
+    async with sessions() as session:
+        return list((await session.scalars(select(Outbox).order_by(Outbox.id))).all())
+
+
+def delivered(log: list[dict[str, Any]]) -> dict[int, list[tuple[str, int]]]:
+    """Per chat: the (method, message id) of every send Telegram accepted, in arrival order."""
+    chats: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for entry in log:
+        method = str(entry["method"]).lower()
+        if method in SEND_METHODS and entry["outcome"] == "ok":
+            chats[int(entry["chat_id"])].append((method, int(entry["message_id"])))
+    return chats
+
+
+def expected(rows: list[Outbox]) -> dict[int, list[tuple[str, int]]]:
+    """Per chat: what the outbox says was sent, in queue order (edits name their target)."""
+    chats: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for row in rows:
+        if row.last_error and "not modified" in row.last_error:
+            continue  # Telegram refused a no-op edit; nothing reached the chat
+        target = row.message_id if row.method.startswith("send") else \
+            int(row.payload["message_id"])
+        chats[row.chat_id].append((row.method.lower(), int(target or 0)))
+    return chats
+
+
+def assert_each_sent_once_in_order(log: list[dict[str, Any]], rows: list[Outbox]) -> None:
+    """Every outbox row reached its chat exactly once, in queue order, and nothing else did."""
+    unsent = [(r.id, r.chat_id, r.method, r.status, r.last_error) for r in rows
+              if r.status != "sent"]
+    assert unsent == [], f"not sent: {unsent}"
+    got, want = delivered(log), expected(rows)
+    for chat_id in sorted(set(got) | set(want)):
+        assert got.get(chat_id, []) == want.get(chat_id, []), \
+            f"chat {chat_id}: delivered {got.get(chat_id)}, queued {want.get(chat_id)}"
