@@ -464,11 +464,12 @@ def dashboard_cmd(
 @app.command("up")
 def up_cmd(
     no_nlu: Annotated[bool, typer.Option("--no-nlu", help="skip the Rasa server")] = False,
+    sandbox_port: Annotated[int, typer.Option(help="port of the sandbox web chat")] = 8081,
 ) -> None:
     """Everything for a local demo on SQLite: sandbox, bot, dashboard, NLU."""
     from leerbot.up import run_demo
 
-    run_demo(settings(), with_nlu=not no_nlu)
+    run_demo(settings(), with_nlu=not no_nlu, sandbox_port=sandbox_port)
 
 
 def main() -> None:

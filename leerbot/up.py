@@ -80,14 +80,14 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
-def run_demo(settings: Settings, *, with_nlu: bool = True) -> None:
+def run_demo(settings: Settings, *, with_nlu: bool = True, sandbox_port: int = SANDBOX_PORT) -> None:
     """Start sandbox, NLU, bot and dashboard; print the URLs; stop all on Ctrl-C."""
     from store.db import upgrade
 
     if not settings.database_url.startswith("sqlite"):
         print("leerbot up: the demo runs on SQLite; unset LEERBOT_DATABASE_URL", file=sys.stderr)  # noqa: T201 (operator message)
         raise SystemExit(2)
-    sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env_overrides = {
         "LEERBOT_TELEGRAM_API_URL": f"{sandbox_url}/bot",
         "LEERBOT_BOT_USERNAME": "leerbot_sandbox_bot",
@@ -105,7 +105,7 @@ def run_demo(settings: Settings, *, with_nlu: bool = True) -> None:
                                              env=env)))
 
     try:
-        start("sandbox", "sandbox", "--port", str(SANDBOX_PORT))
+        start("sandbox", "sandbox", "--port", str(sandbox_port))
         if not _wait_http(f"{sandbox_url}/", 30):
             raise SystemExit("leerbot up: the sandbox did not start")
         if with_nlu:
