@@ -62,6 +62,11 @@ async def load_runtime_catalog(sessions: Sessions, catalog: Catalog) -> None:
                     catalog.add(Module.model_validate(row.body), current=False)
 
 
+def clean(text: str | None) -> str:
+    """Pupil text as we store it: NUL removed (PostgreSQL text and JSONB cannot hold it)."""
+    return (text or "").replace("\x00", "")
+
+
 def incoming_from_update(update: Update) -> Incoming | None:
     """Reduce a Telegram update to an Incoming event; None for what pupils can't send us."""
     if update.callback_query is not None:
@@ -71,16 +76,16 @@ def incoming_from_update(update: Update) -> Incoming | None:
             return None
         return Incoming(update_id=update.update_id, user_id=query.from_user.id,
                         chat_id=message.chat.id, kind="callback",
-                        first_name=query.from_user.first_name or "",
+                        first_name=clean(query.from_user.first_name),
                         callback_data=query.data or "", message_id=message.message_id)
     message = update.message
     if message is None or message.from_user is None:
         return None
     user = message.from_user
     base = {"update_id": update.update_id, "user_id": user.id, "chat_id": message.chat.id,
-            "first_name": user.first_name or ""}
+            "first_name": clean(user.first_name)}
     if message.text is not None:
-        text = message.text
+        text = clean(message.text)
         if text.startswith("/"):
             head, _, args = text[1:].partition(" ")
             command = head.split("@", 1)[0]
@@ -88,7 +93,7 @@ def incoming_from_update(update: Update) -> Incoming | None:
                             **base)  # type: ignore[arg-type]  # base holds Incoming fields
         return Incoming(kind="text", text=text, **base)  # type: ignore[arg-type]  # same
     kind = next((k for k in MEDIA_KINDS if getattr(message, k, None)), "other")
-    return Incoming(kind="media", text=message.caption or "", media_kind=kind,
+    return Incoming(kind="media", text=clean(message.caption), media_kind=kind,
                     **base)  # type: ignore[arg-type]  # same
 
 

@@ -28,6 +28,7 @@ def verify(secret: bytes, chat_id: int, data: str) -> str | None:
     payload, sep, sig = data.rpartition(SEPARATOR)
     if not sep or not payload:
         return None
-    if not hmac.compare_digest(sig, _sig(secret, chat_id, payload)):
+    # Bytes: compare_digest refuses str with non-ASCII characters, which a client may send.
+    if not hmac.compare_digest(sig.encode(), _sig(secret, chat_id, payload).encode()):
         return None
     return payload

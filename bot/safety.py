@@ -147,6 +147,10 @@ class SafetyNet:
             await repo.enqueue(session, chat_id=chat_id, method="sendMessage", payload=payload,
                                priority=priority, staff_id=staff.id, now=now)
             queued += 1
+        if urgent and queued == 0:
+            # The flag stands in the dashboard queue, but nobody hears about it on Telegram.
+            log.warning("flag %s (%s): no staff member with a linked Telegram account to tell",
+                        flag.id, flag.kind)
         flag.notified_at = now
         return queued
 

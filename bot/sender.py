@@ -65,7 +65,6 @@ MAX_ATTEMPTS = 60  # failed probes before a message is given up (about 30 minute
 URGENT_PRIORITY = 3  # replies and staff messages: claimed even when the window is full
 URGENT_CLAIM = 100
 RETRY_BUG_S = 30.0  # a message whose delivery raised something unexpected waits this long
-CHAT_MARGIN = 0.9
 CHAT_CLAIM = 10  # messages of one chat claimed at once, behind the one just sent
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 30.0
@@ -96,6 +95,14 @@ class TokenBucket:
         """Use one token (call after `delay()` returned 0)."""
         self._refill()
         self.tokens -= 1
+
+    def forfeit(self) -> None:
+        """No refill for the time since the last take (a call was in flight).
+
+        Telegram counts a message when it arrives, somewhere between our request and its
+        answer; refilling only from the answer on keeps our spacing at least Telegram's.
+        """
+        self.stamp = time.monotonic()
 
 
 class Gate:
@@ -251,9 +258,7 @@ class Sender:
         self.bot = bot
         self.clock = clock
         self.gate = Gate(global_rate, max(1.0, global_rate / 10))
-        # 10 % under Telegram's per-chat rate: calls reach Telegram with some jitter, and a
-        # bucket as fast as Telegram's would now and then see a 429.
-        self.chat_rate = chat_rate * CHAT_MARGIN
+        self.chat_rate = chat_rate
         self.chat_burst = chat_burst
         self.chat_buckets: OrderedDict[int, TokenBucket] = OrderedDict()
         self.skip_locked = skip_locked
@@ -474,13 +479,14 @@ class Sender:
                     await repo.finish_outbox(session, row_id, status="pending",
                                              now=self.clock(), not_before=later)
 
-    async def _acquire(self, row: Outbox) -> None:
+    async def _acquire(self, row: Outbox) -> TokenBucket:
         bucket = self._chat_bucket(row.chat_id)
         wait = bucket.delay()
         if wait > 0:  # one token per `1/chat_rate` s: a single sleep is enough
             await asyncio.sleep(wait)
         await self.gate.acquire(row.priority)
         bucket.take()
+        return bucket
 
     async def _deliver(self, row: Outbox, queue: ChatQueue) -> Outcome:
         """Send one claimed row until it is sent or dead (or the sender stops)."""
@@ -488,7 +494,7 @@ class Sender:
         while True:
             if self._stopping:
                 return Outcome.STOPPED
-            await self._acquire(row)
+            bucket = await self._acquire(row)
             started = time.monotonic()
             queue.in_call = True
             try:
@@ -551,6 +557,7 @@ class Sender:
                 await self._finish(row, queue, status="dead", error=str(exc))
                 queue.in_call = False
                 return Outcome.DONE
+            bucket.forfeit()
             self._failures = 0
             self.gate.succeeded()
             call_s = time.monotonic() - started

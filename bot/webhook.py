@@ -49,8 +49,8 @@ _errors: ContextVar[list[BaseException] | None] = ContextVar("leerbot_webhook_er
 
 def webhook_secret(settings: Settings) -> str:
     """LEERBOT_WEBHOOK_SECRET, or one derived from the secret key (the same in every worker)."""
-    if settings.webhook_secret is not None:
-        return settings.webhook_secret.get_secret_value()
+    if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
+        return settings.webhook_secret.get_secret_value()  # never empty: that would accept all
     return hmac.new(settings.secret, b"telegram-webhook", hashlib.sha256).hexdigest()[:48]
 
 

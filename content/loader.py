@@ -15,6 +15,7 @@ from content.models import Module, Text
 CONTENT_DIR = Path(__file__).resolve().parent
 MODULES_DIR = CONTENT_DIR / "modules"
 TEXTS_DIR = CONTENT_DIR / "texts"
+TEXT_FIELDS = {"nl", "text", "title", "description", "label"}  # required Dutch texts
 
 
 class ContentError(Exception):
@@ -50,9 +51,13 @@ def pydantic_problems(source: str, exc: ValidationError, data: Any) -> list[str]
                 where = f"/#{loc[1] + 1}"
             loc = loc[2:]
         module_id = data.get("id", "?") if isinstance(data, dict) else "?"
-        field_path = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {module_id}{where}: {field_path + ': ' if field_path else ''}{msg}")
+        if err["type"] == "missing" and loc and loc[-1] in TEXT_FIELDS:
+            # A text without its Dutch original: say so in the words of the rule.
+            loc, msg = (loc[:-1] if loc[-1] == "nl" else loc), "missing Dutch text (nl)"
+        field_path = ".".join(str(p) for p in loc)
+        prefix = f"{field_path}: " if field_path else ""
+        lines.append(f"{source}: {module_id}{where}: {prefix}{msg}")
     return lines
 
 

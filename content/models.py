@@ -5,10 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 LANGUAGES = ("nl", "fr", "en", "ar")
 
@@ -29,6 +40,12 @@ class Text(BaseModel):
         if isinstance(value, str):
             return {"nl": value}
         return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # YAML authors mostly write a plain Dutch string: the schema must accept that too.
+        return {"anyOf": [{"type": "string", "description": "Dutch text"}, handler(core)]}
 
     def get(self, lang: str = "nl") -> str:
         """The text in `lang`, falling back to Dutch."""
@@ -141,6 +158,12 @@ class Option(BaseModel):
             return {"label": value}
         return value
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # A plain string is an option with that Dutch label.
+        return {"anyOf": [{"type": "string", "description": "Dutch label"}, handler(core)]}
+
     @property
     def key(self) -> str:
         """The stored value: explicit `value`, else the Dutch label."""
@@ -199,7 +222,8 @@ class Module(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,30}$")]
+    # The length is left to `content check`: it names the Telegram limit the id would break.
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,79}$")]
     title: Text
     competency: Competency
     description: Text
@@ -208,18 +232,29 @@ class Module(BaseModel):
     steps: list[Step]
     rules: list[RuleSpec] = []
 
-    @property
+    def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                   deep: bool = False) -> Module:
+        """A copy; an edited copy forgets the cached version hash and step index."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in ("version", "positions"):
+                copy.__dict__.pop(name, None)
+        return copy
+
+    @cached_property
     def version(self) -> str:
         """A short content hash: runs pin it so an edit never breaks a run in progress."""
         blob = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Step id → index (the engine looks steps up on every event)."""
+        return {s.id: i for i, s in reversed(list(enumerate(self.steps)))}
+
     def step(self, step_id: str) -> Step:
         """The step with this id (KeyError when unknown)."""
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self.positions[step_id]]
 
     @property
     def question_count(self) -> int:

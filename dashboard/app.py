@@ -22,7 +22,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from content.loader import Catalog, load_catalog
+from content.check import check_module
+from content.loader import (
+    MODULES_DIR,
+    Catalog,
+    ContentError,
+    load_catalog,
+    load_module_file,
+    load_texts,
+)
 from dashboard import admin, auth, counsellor, formats, signals, teacher
 from dashboard.security import derive_key
 from dashboard.web import HERE, Clock, Web, render, web
@@ -103,6 +111,28 @@ def _templates(zone: ZoneInfo, clock: Clock) -> Jinja2Templates:
     return templates
 
 
+def load_content() -> Catalog:
+    """All modules; with invalid content, the valid ones (the modules page shows the rest).
+
+    The bot refuses to start on invalid content; the dashboard still starts, so an author
+    can see what `leerbot content check` says and staff can keep working.
+    """
+    try:
+        return load_catalog()
+    except ContentError as exc:
+        for line in exc.problems:
+            log.warning("content: %s", line)
+    catalog = Catalog(texts=load_texts())
+    for path in sorted(MODULES_DIR.glob("*.yaml")):
+        try:
+            module = load_module_file(path)
+        except ContentError:
+            continue
+        if not check_module(module):
+            catalog.add(module)
+    return catalog
+
+
 def create_app(
     settings: Settings,
     *,
@@ -124,7 +154,7 @@ def create_app(
         settings=settings,
         engine=engine,
         sessions=make_sessions(engine),
-        catalog=catalog if catalog is not None else load_catalog(),
+        catalog=catalog if catalog is not None else load_content(),
         templates=_templates(ZoneInfo(settings.timezone), now),
         bot_username=bot_username or (settings.bot_username or "").lstrip("@"),
         clock=now,

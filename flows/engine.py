@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind, Text
 from flows.types import (
@@ -75,9 +75,31 @@ class _Turn:
 
 def step(state: PupilState, inbound: Inbound, ctx: Context, *, now: datetime) -> StepResult:
     """Advance one pupil by one event; returns the new state, the messages and the events."""
-    turn = _Turn(ctx=ctx, state=state.model_copy(deep=True), now=now)
+    turn = _Turn(ctx=ctx, state=_copy_state(state), now=now)
     _dispatch(turn, inbound)
     return StepResult(state=turn.state, outbound=tuple(turn.out), events=tuple(turn.events))
+
+
+def _copy_state(state: PupilState) -> PupilState:
+    """A copy the engine may change without touching the caller's state.
+
+    A deep copy cost more than the rest of a step together. The engine replaces values and
+    changes containers (answers, paused runs, selections), so copying the containers is enough;
+    the values in them (answers are str, int or a fresh list) are never changed in place.
+    """
+    return state.model_copy(update={
+        "run": _copy_run(state.run) if state.run is not None else None,
+        "paused": {key: _copy_run(run) for key, run in state.paused.items()},
+        "contact": state.contact.model_copy() if state.contact is not None else None,
+        "handover": state.handover.model_copy() if state.handover is not None else None,
+    })
+
+
+def _copy_run(run: RunState) -> RunState:
+    return run.model_copy(update={
+        "answers": dict(run.answers), "displays": dict(run.displays),
+        "private": list(run.private), "selection": list(run.selection),
+        "rule_flags": list(run.rule_flags)})
 
 
 def needs_nlu(state: PupilState, inbound: Inbound) -> bool:
@@ -103,7 +125,7 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
         _system(turn, inbound)
         return
     if inbound.kind is InboundKind.COMMAND and inbound.command == "start":
-        _start(turn, inbound)
+        _start(turn)
         return
     if state.mode in {"new"}:
         turn.say(turn.t("join.need_code"))
@@ -117,10 +139,10 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
         safety = combine(assess(inbound.text), inbound.parse)
         if _safety(turn, safety):
             return
-    if state.mode == "handover" and state.handover is not None:
-        if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}:
-            turn.events.append(PupilToStaff(text=inbound.text))
-            return
+    if state.mode == "handover" and state.handover is not None \
+            and inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}:
+        turn.events.append(PupilToStaff(text=inbound.text))
+        return
     if inbound.kind is InboundKind.COMMAND:
         _command(turn, inbound)
         return
@@ -166,7 +188,8 @@ def _system(turn: _Turn, inbound: Inbound) -> None:
             turn.say(text)
         return
     if inbound.command == "reminder":
-        _reminder(turn, str(data["module"]))
+        # "day" is the school's local date (the adapter knows the time zone; we only get UTC).
+        _reminder(turn, str(data["module"]), str(data.get("day") or turn.now.date().isoformat()))
         return
     if inbound.command == "erase_done":
         turn.state = PupilState(mode="new")
@@ -178,7 +201,7 @@ def _system(turn: _Turn, inbound: Inbound) -> None:
 # ---------------------------------------------------------------- join and consent
 
 
-def _start(turn: _Turn, inbound: Inbound) -> None:
+def _start(turn: _Turn) -> None:
     state, join = turn.state, turn.ctx.join
     if join is JoinOutcome.MALFORMED:
         turn.say(turn.t("join.malformed"))
@@ -491,7 +514,13 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
             evidence=safety.evidence, module=module))
         key = "concern.bullying" if safety.category is SafetyCategory.BULLYING else "concern.other"
         turn.say(turn.t(key))
-        return False  # the pupil's text still counts as an answer
+        # In a module the pupil's text still counts as an answer; right after a crisis reply
+        # there is nothing to answer, and "I don't understand" must not follow.
+        return state.mode == "crisis"
+    if state.mode == "crisis" and _norm(safety.normalized) not in \
+            MENU_WORDS | RESUME_WORDS | PAUSE_WORDS:
+        _after_crisis(turn)
+        return True
     if safety.level is SafetyLevel.UNCLEAR and state.mode != "handover":
         state.mode = "checkin" if state.mode != "module" else state.mode
         state.turn += 1
@@ -500,6 +529,15 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
             [turn.button(turn.t("checkin.real"), "ck:real", always=True)]])
         return True
     return False
+
+
+def _after_crisis(turn: _Turn) -> None:
+    """Text after the crisis reply: no "I don't understand", the lines and a way on again."""
+    turn.state.turn += 1
+    turn.say(f'{turn.t("crisis.after")}\n\n{_helplines(turn, "crisis")}', [
+        [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
+        [turn.button(turn.t("crisis.btn_person"), "talk", always=True)],
+        [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)]])
 
 
 def _variant(category: SafetyCategory | None) -> str:
@@ -578,7 +616,7 @@ def _menu(turn: _Turn) -> None:
     turn.say(text, rows)
 
 
-_FAR = datetime.max.date()
+_FAR = date.max
 
 
 def _pause(turn: _Turn) -> None:
@@ -660,16 +698,19 @@ def _history(turn: _Turn) -> None:
     _menu(turn)
 
 
-def _reminder(turn: _Turn, module_id: str) -> None:
+def _reminder(turn: _Turn, module_id: str, day: str) -> None:
+    """A friendly nudge for an unfinished module: never twice a day, never mid-conversation."""
     state = turn.state
     if state.reminders_off or state.mode in {"module", "handover", "crisis", "new", "age",
-                                             "consent", "contact"}:
+                                             "consent", "contact", "checkin", "erase"}:
         return
-    if module_id not in turn.ctx.catalog.modules:
+    if module_id not in turn.ctx.catalog.modules or state.last_reminder == day:
+        return
+    if any(a.module == module_id and a.status == "done" for a in turn.ctx.assignments):
         return
     title = turn.ctx.catalog.get(module_id).title.get(state.lang)
     state.turn += 1
-    state.last_reminder = turn.now.date().isoformat()
+    state.last_reminder = day
     turn.say(turn.t("reminders.text", title=title), [
         [turn.button(turn.t("menu.start_short"), f"m:{module_id}")],
         [turn.button(turn.t("pause.no_reminders"), "stoprem")]])
@@ -753,7 +794,24 @@ def _contact_finish(turn: _Turn, *, urgent: bool) -> None:
 
 
 def _module(turn: _Turn, run: RunState) -> Module:
-    return turn.ctx.catalog.get(run.module, run.version)
+    """The module version the run is pinned to; re-pins a run whose version is gone.
+
+    Old versions come back from the database at start-up, so this only happens when that
+    copy was lost: the run then carries on at the first question it has no answer for.
+    """
+    module = turn.ctx.catalog.get(run.module, run.version)
+    if run.step in module.positions:
+        return module
+    ends = [s for s in module.steps if s.type is StepKind.END]
+    todo = [s for s in module.steps if s.asks and s.id not in run.answers]
+    run.version = module.version
+    if run.phase == "steps" and todo:
+        run.step = todo[0].id
+    else:
+        run.step = (ends or module.steps)[-1].id
+        run.phase = "share" if run.phase == "steps" else run.phase
+    run.selection = []
+    return module
 
 
 def _start_module(turn: _Turn, module_id: str) -> None:
@@ -801,16 +859,16 @@ def _enter(turn: _Turn, module: Module, current: Step) -> None:
             run.rule_flags = [i for i, rule in enumerate(module.rules)
                               if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any)]
             _raise_rule_flags(turn, module, consent=False)
-            parts = [_render(turn, module, current.text)]
+            parts = [_render(turn, current.text)]
             if current.summary is not None:
-                parts.append(_render(turn, module, current.summary))
+                parts.append(_render(turn, current.summary))
             turn.say("\n\n".join(p for p in parts if p.strip()))
             _end_phase(turn, module)
             return
         if current.asks:
             _ask(turn, module, current)
             return
-        turn.say(_render(turn, module, current.text))
+        turn.say(_render(turn, current.text))
         nxt = _next_step(module, current, None, run.answers)
         if nxt is None:
             _finish(turn, module)
@@ -856,17 +914,16 @@ def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> 
     assert run is not None  # noqa: S101 (only called with a run)
     if not again:
         state.turn += 1
-    lang = state.lang
     position, total = _progress(module, run, current)
     turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
                                      total=total))
     head = turn.t("module.progress", n=position, total=total)
-    text = f"{head}\n{_render(turn, module, current.text)}"
-    rows = _step_buttons(turn, module, current)
+    text = f"{head}\n{_render(turn, current.text)}"
+    rows = _step_buttons(turn, current)
     turn.say(text, rows)
 
 
-def _step_buttons(turn: _Turn, module: Module, current: Step) -> list[list[Button]]:
+def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (only called with a run)
@@ -965,7 +1022,7 @@ def _module_button(turn: _Turn, head: str, arg: str, *, typed: bool = False) -> 
     elif head == "pv" and kind is StepKind.OPEN_TEXT:
         run.private_next = not run.private_next
         key = "module.private_set" if run.private_next else "module.private_unset"
-        turn.say(turn.t(key), _step_buttons(turn, module, current), edit=True,
+        turn.say(turn.t(key), _step_buttons(turn, current), edit=True,
                  notice=turn.t(key))
     elif head == "s" and kind is StepKind.SCALE and arg in {"1", "2", "3", "4", "5"}:
         _answer(turn, module, current, int(arg))
@@ -1010,8 +1067,8 @@ def _toggle(turn: _Turn, module: Module, current: Step, key: str, *, typed: bool
         run.selection.append(key)
     position, total = _progress(module, run, current)
     head = turn.t("module.progress", n=position, total=total)
-    turn.say(f"{head}\n{_render(turn, module, current.text)}",
-             _step_buttons(turn, module, current), edit=not typed)
+    turn.say(f"{head}\n{_render(turn, current.text)}",
+             _step_buttons(turn, current), edit=not typed)
 
 
 def _open_answer(turn: _Turn, module: Module, current: Step, text: str) -> None:
@@ -1060,7 +1117,7 @@ def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
         turn.events.append(FlagRaised(
             level=spec.level.value if spec else FlagLevel.CONTACTVRAAG.value,
             reason=spec.reason if spec else "contactvraag", module=module.id,
-            target="begeleider", about=_render(turn, module, current.text)))
+            target="begeleider", about=_render(turn, current.text)))
         turn.say(turn.t("module.contact_requested"))
     nxt = _next_step(module, current, value, run.answers)
     if nxt is None:
@@ -1113,10 +1170,8 @@ def _next_step(module: Module, current: Step, value: AnswerValue,
     return module.steps[index + 1] if index + 1 < len(module.steps) else None
 
 
-def _render(turn: _Turn, module: Module, text: object) -> str:
-    from content.models import Text
-
-    assert isinstance(text, Text)  # noqa: S101 (typed by the caller)
+def _render(turn: _Turn, text: Text) -> str:
+    """A module text in the pupil's language, with `{a.step}` filled from earlier answers."""
     run = turn.state.run
     displays = run.displays if run else {}
     raw = text.get(turn.state.lang)

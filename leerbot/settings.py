@@ -26,7 +26,10 @@ class Environment(StrEnum):
 class Settings(BaseSettings):
     """All `LEERBOT_*` variables (see design.md, operator contract)."""
 
-    model_config = SettingsConfigDict(env_prefix="LEERBOT_", extra="ignore")
+    # An empty variable (`LEERBOT_WEBHOOK_SECRET=` in an .env file) means "not set": an empty
+    # webhook secret would otherwise let requests without Telegram's token through.
+    model_config = SettingsConfigDict(env_prefix="LEERBOT_", extra="ignore",
+                                      env_ignore_empty=True)
 
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///leerbot.db"

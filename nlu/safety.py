@@ -1,26 +1,450 @@
-"""PLACEHOLDER until the real safety layer lands (the NLU engineer replaces this whole file)."""
+"""In-process safety rules: does a pupil's text show they are not safe? (content-brief §4.3).
+
+Pure and fast: no network, no I/O per call. The lexicon (content/safety/lexicon.yaml) is read
+and compiled once, on first use. Recall comes first: a missed crisis is worse than a false
+alarm, so a negated or figurative signal still asks a gentle check-in (UNCLEAR) instead of
+passing silently; only laughter around a check-in-level signal turns it into nothing.
+"""
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from nlu.types import Parse, SafetyCategory, SafetyLevel, SafetyResult
 
-_CRISIS = re.compile(r"\b(wil dood|zelfmoord|einde aan maken|snij mezelf|pillen genomen)\b")
+LEXICON_PATH = Path(__file__).resolve().parent.parent / "content" / "safety" / "lexicon.yaml"
+CRISIS_THRESHOLD = 0.6  # Rasa's crisis intent at or above this raises a crisis too
+BULLYING_THRESHOLD = 0.6
+MAX_EVIDENCE = 5
+MAX_EVIDENCE_CHARS = 200
+
+_RANK = {SafetyLevel.NONE: 0, SafetyLevel.UNCLEAR: 1, SafetyLevel.CONCERN: 2,
+         SafetyLevel.CRISIS: 3}
+# When one text holds several signals of the same level, the most urgent one names it.
+_URGENCY = (SafetyCategory.ACUTE_DANGER, SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM,
+            SafetyCategory.SEXUAL_ABUSE, SafetyCategory.HOME_VIOLENCE,
+            SafetyCategory.WORRY_OTHER, SafetyCategory.BULLYING)
+_CONCERN_CATEGORIES = frozenset({SafetyCategory.BULLYING, SafetyCategory.WORRY_OTHER})
+# Who a signal is about matters for these: "mijn vriendin wil dood" is worry about another.
+_SUBJECT_IN_MATCH = frozenset({SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM,
+                               SafetyCategory.BULLYING})
+_SUBJECT_BEFORE = frozenset({SafetyCategory.HOME_VIOLENCE, SafetyCategory.SEXUAL_ABUSE})
+# Family at home: violence against them is violence in the pupil's home.
+# For violence and abuse, a pronoun before the verb is mostly the one who does it ("hij heeft
+# aan mij gezeten"), so only a named friend makes it worry about another ("mijn vriendin wordt
+# thuis geslagen"); family ("mijn zus wordt geslagen") means the pupil's own home.
+_FRIENDS = frozenset({"vriend", "vriendin", "vriendinnetje", "maat", "bff", "beste",
+                      "klasgenoot", "klasgenote", "kameraad", "lief", "neef", "nicht",
+                      "buurjongen", "buurmeisje", "collega", "ploeggenoot", "teamgenoot"})
+_NEGATION_IN_RULE = re.compile(r"\b(?:niet|geen|nooit|niks|niets|niemand|nergens)\b")
+_MACRO = re.compile(r"\{([A-Z_0-9]+)\}")
+_TOKEN = re.compile(r"['’‘`´]?[^\W_]+(?:['’‘`´][^\W_]+)*")
+_FORMAT_CHARS = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
+                           "\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]")
+_QUOTED = re.compile(r"[\"“”„«»‘’]([^\"“”„«»\n]{2,300}?)[\"“”„«»‘’]")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
+_REPEATS = re.compile(r"(.)\1{2,}")
+_NUMBERISH = re.compile(r"\d+(?:ste|de|e|u|h|x|min|km|kg|cm|m|jarig|jaar|uur)?")
+_VOWELS = frozenset("aeiouy")
+
+
+# ---------------------------------------------------------------- lexicon
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    category: SafetyCategory
+    pattern: re.Pattern[str]
+    negatable: bool  # False when the rule itself holds the negation ("niet meer leven")
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """The compiled safety lexicon (see content/safety/lexicon.yaml)."""
+
+    tokens: Mapping[str, tuple[str, ...]]
+    k_verbs: frozenset[str]
+    glyphs: Mapping[int, str]
+    leet: Mapping[int, str]
+    laugh_emoji: tuple[str, ...]
+    laugh: re.Pattern[str]
+    media: re.Pattern[str]
+    negators: frozenset[str]
+    bridge: frozenset[str]
+    first_person: frozenset[str]
+    other_person: frozenset[str]
+    clause_break: re.Pattern[str]
+    figurative: tuple[re.Pattern[str], ...]
+    innocent: tuple[re.Pattern[str], ...]
+    signals: tuple[_Rule, ...]
+    ambiguous: tuple[_Rule, ...]
+    alarm: re.Pattern[str]
+
+
+def _expand(pattern: str, macros: Mapping[str, str]) -> str:
+    for _ in range(5):  # macros may use macros ({SCHOOL} inside a rule)
+        expanded = _MACRO.sub(lambda m: macros[m.group(1)], pattern)
+        if expanded == pattern:
+            break
+        pattern = expanded
+    return pattern
+
+
+def _compile(pattern: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+    # Whole words only: a rule never fires inside a longer word ("dood" in "doodgewoon").
+    return re.compile(rf"(?<![\w#])(?:{_expand(pattern, macros)})(?![\w#])")
+
+
+def _rules(section: Mapping[str, Iterable[str]], macros: Mapping[str, str]) -> tuple[_Rule, ...]:
+    rules: list[_Rule] = []
+    for name, patterns in section.items():
+        category = SafetyCategory(name)
+        for pattern in patterns or ():
+            negatable = not _NEGATION_IN_RULE.search(pattern)
+            rules.append(_Rule(category, _compile(pattern, macros), negatable))
+    return tuple(rules)
+
+
+@functools.cache
+def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
+    """Read and compile the safety lexicon once per process."""
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    norm, ctx, macros = data["normalise"], data["context"], data["macros"]
+    return Lexicon(
+        tokens={str(k): tuple(str(v).split()) for k, v in norm["tokens"].items()},
+        k_verbs=frozenset(norm["k_verbs"]),
+        glyphs=str.maketrans({str(k): str(v) for k, v in norm["homoglyphs"].items()}),
+        leet=str.maketrans({str(k): str(v) for k, v in norm["leet"].items()}),
+        laugh_emoji=tuple(ctx["laugh_emoji"]),
+        laugh=re.compile(ctx["laugh"]),
+        media=re.compile(ctx["media"]),
+        negators=frozenset(ctx["negators"]),
+        bridge=frozenset(ctx["negation_bridge"]),
+        first_person=frozenset(ctx["first_person"]),
+        other_person=frozenset(ctx["other_person"]),
+        clause_break=re.compile(ctx["clause_break"]),
+        figurative=tuple(_compile(p, macros) for p in data["figurative"]),
+        innocent=tuple(_compile(p, macros) for p in data["innocent"]),
+        signals=_rules(data["signals"], macros),
+        ambiguous=_rules(data["ambiguous"], macros),
+        alarm=_compile(data["alarm_words"], macros),
+    )
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str  # normalised
+    start: int  # span in the original text
+    end: int
+    clause: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    original: str
+    tokens: tuple[_Token, ...]
+    normalized: str
+    offsets: tuple[int, ...]  # where each token starts in `normalized`
+
+    def token_range(self, start: int, end: int) -> tuple[int, int]:
+        """Indices of the first and last token that a span of `normalized` touches."""
+        first = bisect.bisect_right(self.offsets, start) - 1
+        last = bisect.bisect_left(self.offsets, end) - 1
+        return max(first, 0), max(last, first, 0)
+
+    def source(self, start: int, end: int) -> str:
+        """The original text behind a span of `normalized` (for the counsellor)."""
+        first, last = self.token_range(start, end)
+        if not self.tokens:
+            return ""
+        text = self.original[self.tokens[first].start:self.tokens[last].end]
+        return text[:MAX_EVIDENCE_CHARS]
+
+
+def _strip_accents(word: str) -> str:
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _collapse(word: str) -> str:
+    """"neeeee" -> "nee", "dooood" -> "dood", "ikkkk" -> "ik" (Dutch ends on one consonant)."""
+    collapsed = _REPEATS.sub(r"\1\1", word)
+    if collapsed != word and len(collapsed) > 2 and collapsed[-1] == collapsed[-2] \
+            and collapsed[-1].isalpha() and collapsed[-1] not in _VOWELS:
+        collapsed = collapsed[:-1]
+    return collapsed
+
+
+@functools.lru_cache(maxsize=65536)
+def _normalize_word(raw: str) -> tuple[str, ...]:
+    lex = load_lexicon()
+    word = unicodedata.normalize("NFKC", raw).casefold().translate(lex.glyphs)
+    word = _strip_accents(word).translate(_APOSTROPHES)
+    if word in lex.tokens:
+        return lex.tokens[word]
+    if "'" in word:
+        if word.endswith("'s") and len(word) > 3:  # "foto's" -> "fotos"
+            word = word.replace("'", "")
+        else:  # "k'heb" -> "k" "heb", "'s" -> "s"
+            return tuple(w for part in word.split("'") if part for w in _simple_word(part, lex))
+    return _simple_word(word, lex)
+
+
+def _simple_word(word: str, lex: Lexicon) -> tuple[str, ...]:
+    if word in lex.tokens:
+        return lex.tokens[word]
+    has_digit = any(ch.isdigit() for ch in word)
+    if has_digit and not word.isdigit() and not _NUMBERISH.fullmatch(word):
+        word = word.translate(lex.leet)  # "d00d" -> "dood", but "3de" and "16u" stay
+    word = _collapse(word)
+    if word in lex.tokens:
+        return lex.tokens[word]
+    if len(word) > 2 and word[0] == "k" and word[1:] in lex.k_verbs:
+        return ("ik", word[1:])  # "kwil" -> "ik wil"
+    return (word,)
+
+
+def _prepare(text: str) -> _Text:
+    lex = load_lexicon()
+    # Invisible format characters (zero-width spaces, bidi marks) may sit inside a word:
+    # drop them but remember where every kept character came from.
+    index: list[int] | None = None
+    clean = text
+    if _FORMAT_CHARS.search(text):
+        index = [i for i, ch in enumerate(text) if not _FORMAT_CHARS.match(ch)]
+        clean = "".join(text[i] for i in index)
+    breaks = [m.start() for m in lex.clause_break.finditer(clean)]
+    tokens: list[_Token] = []
+    parts: list[str] = []
+    offsets: list[int] = []
+    position = 0
+    for match in _TOKEN.finditer(clean):
+        start, end = match.span()
+        if index is not None:
+            start, end = index[start], index[end - 1] + 1
+        clause = bisect.bisect_left(breaks, match.start())
+        for word in _normalize_word(match.group()):
+            tokens.append(_Token(word, start, end, clause))
+            offsets.append(position)
+            parts.append(word)
+            position += len(word) + 1
+    return _Text(text, tuple(tokens), " ".join(parts), tuple(offsets))
+
+
+def normalize(text: str) -> str:
+    """The text as the safety rules see it: lower case, no accents, chat spelling resolved."""
+    return _prepare(text).normalized
+
+
+# ---------------------------------------------------------------- assessment
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    level: SafetyLevel
+    category: SafetyCategory
+    start: int  # span in the normalised text
+    end: int
+
+
+def _mask(text: str, patterns: Iterable[re.Pattern[str]]) -> tuple[str, list[tuple[int, int]]]:
+    spans: list[tuple[int, int]] = []
+    chars: list[str] | None = None
+    for pattern in patterns:
+        for match in pattern.finditer(text):
+            if chars is None:
+                chars = list(text)
+            start, end = match.span()
+            # "#" keeps offsets and is neither a word character nor a space, so no rule can
+            # match across a masked phrase.
+            chars[start:end] = "#" * (end - start)
+            spans.append((start, end))
+    return ("".join(chars) if chars is not None else text), spans
+
+
+def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
+    return any(start < b and a < end for a, b in spans)
+
+
+def _negated(doc: _Text, lex: Lexicon, start: int, end: int) -> bool:
+    """A negation inside the match, or just before it in the same clause ("niet dat ik ...")."""
+    first, last = doc.token_range(start, end)
+    tokens = doc.tokens
+    if any(t.text in lex.negators for t in tokens[first:last + 1]):
+        return True
+    clause = tokens[first].clause
+    for i in range(first - 1, max(first - 6, -1), -1):
+        word = tokens[i]
+        if word.clause != clause:
+            return False
+        if word.text in lex.negators:
+            return True
+        if word.text not in lex.bridge:
+            return False
+    return False
+
+
+def _about_other(doc: _Text, lex: Lexicon, start: int, end: int, *, in_match: bool) -> bool:
+    """True when the signal is about someone else ("mijn vriendin wil dood")."""
+    first, last = doc.token_range(start, end)
+    tokens = doc.tokens
+    inside = [t.text for t in tokens[first:last + 1]]
+    if any(w in lex.first_person for w in inside):
+        return False
+    if in_match and any(w in {"zichzelf", "zich", "haarzelf", "hemzelf"} for w in inside):
+        return True
+    clause = tokens[first].clause
+    for i in range(first - 1, max(first - 8, -1), -1):
+        word = tokens[i]
+        if word.clause != clause:
+            break
+        if word.text in lex.first_person:
+            return False
+        if word.text in (lex.other_person if in_match else _FRIENDS):
+            return True
+    return False
+
+
+def _signal_level(rule: _Rule, doc: _Text, lex: Lexicon, start: int,
+                  end: int) -> tuple[SafetyLevel, SafetyCategory]:
+    category = rule.category
+    level = SafetyLevel.CONCERN if category in _CONCERN_CATEGORIES else SafetyLevel.CRISIS
+    if category in _SUBJECT_IN_MATCH or category in _SUBJECT_BEFORE:
+        if _about_other(doc, lex, start, end, in_match=category in _SUBJECT_IN_MATCH):
+            return SafetyLevel.CONCERN, SafetyCategory.WORRY_OTHER
+    if rule.negatable and _negated(doc, lex, start, end):
+        # "ik wil niet dood": never silently nothing; bullying denied is simply nothing.
+        if level is SafetyLevel.CRISIS:
+            return SafetyLevel.UNCLEAR, category
+        return SafetyLevel.NONE, category
+    return level, category
+
+
+def _quoted_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span(1) for m in _QUOTED.finditer(text)]
+
+
+def _signals(doc: _Text, lex: Lexicon, text: str) -> list[_Finding]:
+    found: list[_Finding] = []
+    for rule in lex.signals:
+        for match in rule.pattern.finditer(text):
+            start, end = match.span()
+            level, category = _signal_level(rule, doc, lex, start, end)
+            if level is not SafetyLevel.NONE:
+                found.append(_Finding(level, category, start, end))
+    return found
+
+
+def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
+    # Innocent uses (accidents, pets, games) are masked for good; figurative ones are remembered.
+    plain, _ = _mask(doc.normalized, lex.innocent)
+    masked, figurative = _mask(plain, lex.figurative)
+    findings = _signals(doc, lex, masked)
+    if figurative:
+        # A clear signal that only shows with the figurative phrase put back ("ik wil dood van
+        # de stress") is not clearly casual: ask.
+        for hit in _signals(doc, lex, plain):
+            if _overlaps(hit.start, hit.end, figurative) and not any(
+                    _overlaps(hit.start, hit.end, [(f.start, f.end)]) for f in findings):
+                level = SafetyLevel.UNCLEAR if hit.level is SafetyLevel.CRISIS else hit.level
+                findings.append(_Finding(level, hit.category, hit.start, hit.end))
+    for rule in lex.ambiguous:
+        for match in rule.pattern.finditer(masked):
+            findings.append(_Finding(SafetyLevel.UNCLEAR, rule.category, *match.span()))
+    covered = [(f.start, f.end) for f in findings]
+    for match in lex.alarm.finditer(masked):
+        if not _overlaps(*match.span(), covered):
+            findings.append(_Finding(SafetyLevel.UNCLEAR, SafetyCategory.SUICIDAL,
+                                     *match.span()))
+    return findings
+
+
+def _adjust(findings: list[_Finding], doc: _Text, lex: Lexicon) -> list[_Finding]:
+    if not findings:
+        return findings
+    quoted = _quoted_spans(doc.original)
+    media = bool(quoted) and bool(lex.media.search(doc.normalized))
+    laughing = bool(lex.laugh.search(doc.normalized)) or any(
+        e in doc.original for e in lex.laugh_emoji)
+    adjusted: list[_Finding] = []
+    for f in findings:
+        if media and f.level is SafetyLevel.CRISIS:
+            first, last = doc.token_range(f.start, f.end)
+            span = (doc.tokens[first].start, doc.tokens[last].end)
+            if any(a <= span[0] and span[1] <= b for a, b in quoted):
+                # A quoted song line or series title: a hint, not proof. Ask, do not alarm.
+                f = _Finding(SafetyLevel.UNCLEAR, f.category, f.start, f.end)
+        if laughing and f.level is SafetyLevel.UNCLEAR:
+            continue  # "ik ga dood 😂": laughter settles a check-in, never a crisis
+        adjusted.append(f)
+    return adjusted
+
+
+def _result(findings: list[_Finding], doc: _Text) -> SafetyResult:
+    if not findings:
+        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.normalized)
+    top = max(_RANK[f.level] for f in findings)
+    level = next(lvl for lvl, rank in _RANK.items() if rank == top)
+    at_top = {f.category for f in findings if f.level is level}
+    category = next(c for c in _URGENCY if c in at_top)
+    ordered = sorted(findings, key=lambda f: (-_RANK[f.level], f.start))
+    evidence: list[str] = []
+    used: list[tuple[int, int]] = []
+    for f in ordered:
+        if _overlaps(f.start, f.end, used):
+            continue  # one phrase per place in the text, from the strongest finding
+        used.append((f.start, f.end))
+        phrase = doc.source(f.start, f.end).strip()
+        if phrase and phrase not in evidence:
+            evidence.append(phrase)
+        if len(evidence) == MAX_EVIDENCE:
+            break
+    return SafetyResult(level=level, category=category, evidence=tuple(evidence),
+                        normalized=doc.normalized)
 
 
 def assess(text: str) -> SafetyResult:
-    """Crude stand-in: a handful of clear phrases only."""
-    match = _CRISIS.search(text.lower())
-    if match:
-        return SafetyResult(level=SafetyLevel.CRISIS, category=SafetyCategory.SUICIDAL,
-                            evidence=(match.group(0),), normalized=text.lower())
-    return SafetyResult(level=SafetyLevel.NONE, normalized=text.lower())
+    """How worried to be about one pupil text, with the phrases that say why."""
+    if not text or not text.strip():
+        return SafetyResult(level=SafetyLevel.NONE)
+    lex = load_lexicon()
+    doc = _prepare(text)
+    if not doc.tokens:
+        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.normalized)
+    return _result(_adjust(_assess(doc, lex), doc, lex), doc)
 
 
-def combine(safety: SafetyResult, parse: Parse | None) -> SafetyResult:
-    """Rasa's crisis intent can raise the level too."""
-    if parse is not None and parse.intent == "crisis" and parse.confidence >= 0.6:
-        return SafetyResult(level=SafetyLevel.CRISIS, evidence=("rasa:crisis",),
+def combine(safety: SafetyResult, parse: Parse | None, *,
+            threshold: float = CRISIS_THRESHOLD) -> SafetyResult:
+    """Let Rasa raise the level too: its crisis intent makes a crisis, bullying a zorg."""
+    if parse is None:
+        return safety
+    if parse.intent == "crisis" and parse.confidence >= threshold \
+            and safety.level is not SafetyLevel.CRISIS:
+        if safety.category is SafetyCategory.WORRY_OTHER:
+            # The rules saw who it is about ("mijn vriendin wil dood"); Rasa cannot.
+            return safety
+        category = safety.category if safety.category not in _CONCERN_CATEGORIES else None
+        return SafetyResult(level=SafetyLevel.CRISIS, category=category,
+                            evidence=(*safety.evidence, "rasa:crisis"),
+                            normalized=safety.normalized)
+    if parse.intent == "bullying" and parse.confidence >= BULLYING_THRESHOLD \
+            and _RANK[safety.level] < _RANK[SafetyLevel.CONCERN]:
+        return SafetyResult(level=SafetyLevel.CONCERN, category=SafetyCategory.BULLYING,
+                            evidence=(*safety.evidence, "rasa:bullying"),
                             normalized=safety.normalized)
     return safety

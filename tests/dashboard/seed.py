@@ -9,8 +9,9 @@ from typing import Any
 from argon2 import PasswordHasher
 
 from bot.flags import raise_flag
-from content.loader import Catalog, load_catalog
+from content.loader import Catalog
 from content.models import Module
+from dashboard.app import load_content
 from flows.types import FlagRaised
 from store import repo
 from store.db import make_engine, make_sessions
@@ -79,7 +80,7 @@ def password_hash() -> str:
 
 def seeded_catalog() -> Catalog:
     """The real modules plus the check-in sketch when content does not have it yet."""
-    catalog = load_catalog()
+    catalog = load_content()
     if CHECKIN not in catalog.modules:
         catalog.add(Module.model_validate(CHECKIN_MODULE))
     return catalog

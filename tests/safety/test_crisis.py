@@ -224,3 +224,26 @@ async def test_the_consent_tells_the_pupil_what_a_counsellor_will_see(world: Wor
            "leerlingenbegeleider. Ook als je het privé zet." in consent
     assert "Die ziet dan je laatste berichten aan mij, maar niet je antwoorden " \
            "'alleen voor mij'." in consent
+
+
+async def test_text_after_the_crisis_reply_gets_help_not_a_puzzled_bot(world: World) -> None:
+    pupil = world.pupil("Noor", 1001)
+    await pupil.join()
+    await pupil.send(CRISIS)
+
+    [after] = await pupil.send("ik weet het echt niet meer")
+
+    assert after.text.startswith("Dank je dat je het mij vertelt.")
+    assert "1813, dag en nacht" in after.text
+    assert "begrijp" not in after.text
+    assert after.labels == ["Toon alle hulplijnen", "Ik wil met iemand praten",
+                            "Ik wil verder praten"]
+    assert "Met wie wil je praten?" in text_of(await pupil.press("Ik wil met iemand praten"))
+    assert len(await world.flags()) == 1  # no second flag: the first one still stands
+
+
+async def test_menu_still_works_after_the_crisis_reply(world: World) -> None:
+    pupil = world.pupil("Noor", 1001)
+    await pupil.join()
+    await pupil.send(CRISIS)
+    assert "Wat wil je doen?" in text_of(await pupil.send("menu"))
