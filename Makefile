@@ -7,7 +7,7 @@ POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt bench install system-deps nlu-model clean
+.PHONY: run test lint fmt bench install system-deps nlu-model clean audit
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,6 +35,9 @@ lint: install ## format check, ruff, mypy, import boundaries
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
+
+audit: install ## security: ruff S rules, no secrets in the tree, pip-audit (skips, saying why, offline)
+	$(BIN)/pytest -p no:cacheprovider -rs tests/deploy/test_security.py
 
 fmt: install
 	$(BIN)/ruff format .

@@ -52,6 +52,10 @@ class DeliveryMetrics:
         self.queue_seconds = Histogram("leerbot_outbox_wait_seconds", "from commit (queued) "
                                        "to accepted by Telegram", buckets=LATENCY_BUCKETS,
                                        registry=r)
+        self.record_gap = Histogram("leerbot_send_record_seconds", "from Telegram's answer "
+                                    "to the sent mark committed: a crash inside this gap "
+                                    "sends that message again", buckets=LATENCY_BUCKETS,
+                                    registry=r)
         self.update_seconds = Histogram("leerbot_update_seconds", "handling of one inbound "
                                         "update (transaction included)",
                                         buckets=LATENCY_BUCKETS, registry=r)

@@ -43,7 +43,7 @@ PRIORITY_STAFF = 3
 
 def flag_url(settings: Settings, flag_id: int) -> str:
     """The dashboard page of a flag, for notifications."""
-    return f"{settings.dashboard_url}/flags/{flag_id}"
+    return f"{settings.dashboard_url}/meldingen/{flag_id}"
 
 
 class SafetyNet:

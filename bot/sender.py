@@ -569,6 +569,7 @@ class Sender:
                 if row.created_at is not None else None
             self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
             await self._finish(row, queue, status="sent", message_id=message_id)
+            self.metrics.record_gap.observe(time.monotonic() - started - call_s)
             queue.in_call = False
             return Outcome.DONE
 

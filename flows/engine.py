@@ -628,9 +628,11 @@ def _pause(turn: _Turn) -> None:
     title = _module(turn, state.run).title.get(state.lang)
     _pause_run(turn, quiet=True)
     state.turn += 1
+    # Both buttons stay valid: a pupil comes back to this message days later, and resuming or
+    # silencing reminders is harmless whatever happened in between.
     turn.say(turn.t("pause.done", title=title), [
-        [turn.button(turn.t("pause.resume"), "rs")],
-        [turn.button(turn.t("pause.no_reminders"), "stoprem")]])
+        [turn.button(turn.t("pause.resume"), "rs", always=True)],
+        [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)]])
     state.mode = "menu"
 
 
@@ -713,7 +715,7 @@ def _reminder(turn: _Turn, module_id: str, day: str) -> None:
     state.last_reminder = day
     turn.say(turn.t("reminders.text", title=title), [
         [turn.button(turn.t("menu.start_short"), f"m:{module_id}")],
-        [turn.button(turn.t("pause.no_reminders"), "stoprem")]])
+        [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)]])
 
 
 # ---------------------------------------------------------------- contact requests
@@ -889,12 +891,22 @@ def _progress(module: Module, run: RunState, current: Step) -> tuple[int, int]:
 
 def _questions_ahead(module: Module, current: Step) -> int:
     """How many asking steps follow `current` on its default path (no branches taken)."""
+    key = (module.id, module.version, current.id)
+    cached = _AHEAD.get(key)
+    if cached is not None:
+        return cached
     count, seen, step_ = 0, {current.id}, _default_next(module, current)
     while step_ is not None and step_.id not in seen and step_.type is not StepKind.END:
         seen.add(step_.id)
         count += step_.asks
         step_ = _default_next(module, step_)
+    _AHEAD[key] = count
     return count
+
+
+# Module versions never change (a version is a content hash), so this cache is never stale;
+# it holds one small int per step of every version loaded.
+_AHEAD: dict[tuple[str, str, str], int] = {}
 
 
 def _default_next(module: Module, current: Step) -> Step | None:
@@ -917,10 +929,15 @@ def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> 
     position, total = _progress(module, run, current)
     turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
                                      total=total))
-    head = turn.t("module.progress", n=position, total=total)
-    text = f"{head}\n{_render(turn, current.text)}"
-    rows = _step_buttons(turn, current)
-    turn.say(text, rows)
+    turn.say(_question(turn, module, current), _step_buttons(turn, current))
+
+
+def _question(turn: _Turn, module: Module, current: Step) -> str:
+    """A question as the pupil reads it: "Vraag n van m", then the text with earlier answers."""
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    position, total = _progress(module, run, current)
+    return f'{turn.t("module.progress", n=position, total=total)}\n{_render(turn, current.text)}'
 
 
 def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
@@ -1022,7 +1039,9 @@ def _module_button(turn: _Turn, head: str, arg: str, *, typed: bool = False) -> 
     elif head == "pv" and kind is StepKind.OPEN_TEXT:
         run.private_next = not run.private_next
         key = "module.private_set" if run.private_next else "module.private_unset"
-        turn.say(turn.t(key), _step_buttons(turn, current), edit=True,
+        # Edit the question in place (it stays readable, with the switched button); the note
+        # that the answer is private comes as a toast.
+        turn.say(_question(turn, module, current), _step_buttons(turn, current), edit=True,
                  notice=turn.t(key))
     elif head == "s" and kind is StepKind.SCALE and arg in {"1", "2", "3", "4", "5"}:
         _answer(turn, module, current, int(arg))
@@ -1065,10 +1084,7 @@ def _toggle(turn: _Turn, module: Module, current: Step, key: str, *, typed: bool
         return
     else:
         run.selection.append(key)
-    position, total = _progress(module, run, current)
-    head = turn.t("module.progress", n=position, total=total)
-    turn.say(f"{head}\n{_render(turn, current.text)}",
-             _step_buttons(turn, current), edit=not typed)
+    turn.say(_question(turn, module, current), _step_buttons(turn, current), edit=not typed)
 
 
 def _open_answer(turn: _Turn, module: Module, current: Step, text: str) -> None:

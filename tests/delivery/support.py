@@ -64,3 +64,14 @@ def assert_each_sent_once_in_order(log: list[dict[str, Any]], rows: list[Outbox]
     for chat_id in sorted(set(got) | set(want)):
         assert got.get(chat_id, []) == want.get(chat_id, []), \
             f"chat {chat_id}: delivered {got.get(chat_id)}, queued {want.get(chat_id)}"
+
+
+async def seed_class(sessions: Sessions, *, module: str = "wie-ben-ik") -> str:
+    """A school, teacher and class with `module` assigned; returns the join code."""
+    async with sessions.begin() as session:
+        school = await repo.add_school(session, name="Sint-Jozef VTI")
+        teacher = await repo.add_staff(session, school=school, email="an@school.be",
+                                       name="An Peeters", role="teacher", password_hash=None)
+        klass = await repo.add_class(session, school=school, name="5A", teacher=teacher)
+        await repo.assign(session, klass=klass, module_id=module, due=None)
+        return klass.join_code

@@ -75,9 +75,12 @@ async def test_two_senders_deliver_each_message_once_and_in_order(
     makers = [make_sessions(e) for e in engines]
     try:
         chats = [p.chat_id for p in await pupils(client, 20)]
-        # A small window (4 messages claimed at a time) makes both senders take turns.
-        async with running(sender_for(makers[0], tg_bot, **FAST, window_s=0.001)) as one, \
-                running(sender_for(makers[1], tg_bot, **FAST, window_s=0.001)) as two:
+        # Small windows (4 messages claimed at a time), a rate neither can drain the queue
+        # with alone and quick polling make both senders take turns.
+        options = {"global_rate": 60.0, "chat_rate": 100.0, "chat_burst": 100.0,
+                   "window_s": 0.001, "idle_poll_s": 0.05}
+        async with running(sender_for(makers[0], tg_bot, **options)) as one, \
+                running(sender_for(makers[1], tg_bot, **options)) as two:
             for round_ in range(4):  # messages keep coming while both send
                 for chat in chats:
                     await queue(makers[0], chat, [f"{round_}.{i}" for i in range(2)])

@@ -59,7 +59,7 @@ async def test_crisis_in_the_middle_of_a_module_gets_help_lines_and_an_urgent_fl
     assert notice.priority == 1
     assert f"crisismelding #{flag.id}" in notice.text
     assert "Klas: 5A" in notice.text
-    assert f"{world.settings.dashboard_url}/flags/{flag.id}" in notice.text
+    assert f"{world.settings.dashboard_url}/meldingen/{flag.id}" in notice.text
     assert not any(word in notice.text.lower() for word in NO_PUPIL_TEXT)
     assert notice.labels == ["Ik neem dit op"]
     # Teachers, the admin (before escalation) and the other school hear nothing.

@@ -143,7 +143,7 @@ async def test_crisis_mid_module_reaches_the_counsellor_who_talks_with_the_pupil
         notice = await sara.wait_for(has(f"crisismelding #{number}"),
                                      timeout=5.0 - (time.monotonic() - started))
         assert "Klas: 5A" in notice.content
-        assert f"/flags/{number}" in notice.content
+        assert f"/meldingen/{number}" in notice.content
         assert "dood" not in notice.content
 
         await sara.press("Ik neem dit op")
