@@ -219,6 +219,7 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
 def run_polling(settings: Settings) -> None:
     """`leerbot bot`: poll Telegram (or the sandbox) until interrupted."""
     runtime = build_runtime(settings)
+    runtime.extras["sender_mode"] = "child"  # see bot/features.py
     app = build_application(runtime)
     app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False,
                     close_loop=False)

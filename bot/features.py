@@ -6,11 +6,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from bot.card import install_card
 from bot.flags import flag_hook
 from bot.ops import DeliveryMetrics
 from bot.privacy import install_privacy
+from bot.reminders import install_reminders
 from bot.safety import install_safety
-from bot.sender import OUTBOX_CHANNEL, make_sender
+from bot.sender import OUTBOX_CHANNEL, SenderChild, make_sender
 from bot.staff import StaffChat
 from leerbot.retention import install_retention
 from store.db import notify_on_commit
@@ -38,11 +40,22 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     if runtime.engine.dialect.name == "postgresql":
         # A sender in another process (`leerbot sender`) wakes on every queued message.
         notify_on_commit(runtime.sessions, channel=OUTBOX_CHANNEL, model=Outbox)
-    if runtime.extras.get("inline_sender", True):  # webhook workers leave it to `leerbot sender`
+    # Where messages are sent from: "inline" (this process; tests and embedding), "child"
+    # (`leerbot bot`: a `leerbot sender` child, so a dying bot never cuts a send in half) or
+    # "external" (webhook workers: `leerbot sender` runs on its own; NOTIFY wakes it).
+    mode = runtime.extras.get("sender_mode", "inline")
+    if mode == "inline":
         runtime.tasks.append(asyncio.create_task(sender.run(), name="leerbot-sender"))
+    elif mode == "child":
+        child = SenderChild()
+        runtime.extras["sender_child"] = child
+        conversation.on_commit = child.wake
+        runtime.tasks.append(asyncio.create_task(child.supervise(), name="leerbot-sender-child"))
     runtime.extras["staff"] = StaffChat(runtime)
     install_privacy(runtime)  # /mijngegevens, /vergeetmij
     install_retention(runtime, app)  # daily: old transcripts, answers, inactive pupils go
+    install_card(runtime)  # the loopbaankaart PNG for "card:<module>" photos
+    install_reminders(runtime, app)  # every minute: due reminders, school days only
     await install_safety(runtime, app)
     _install_nlu(runtime)
 

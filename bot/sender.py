@@ -29,6 +29,8 @@ import os
 import random
 import secrets
 import socket
+import subprocess
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -652,6 +654,62 @@ def make_sender(*, sessions: Sessions, engine: AsyncEngine, bot: Bot, global_rat
                   skip_locked=postgres, engine=engine, metrics=metrics)
 
 
+class SenderChild:
+    """`leerbot sender` as a child process of a bot, woken through its stdin.
+
+    Sending lives in its own process so that a bot process that dies (SIGKILL, out of memory)
+    never cuts a send in half: the child sees its stdin close, finishes the calls in flight,
+    records them, hands back its other claims and exits. The bot restarts a child that died.
+    """
+
+    def __init__(self, *, restart_s: float = 1.0) -> None:
+        self.restart_s = restart_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        """Start the child (the environment, and so the settings, are the bot's)."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leerbot.cli", "sender", "--listen", "", "--wake-stdin"],
+            stdin=subprocess.PIPE)
+        assert self.proc.stdin is not None  # noqa: S101 (stdin=PIPE above)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.starts += 1
+
+    def wake(self) -> None:
+        """Tell the child a commit queued messages (one byte; a full pipe already says so)."""
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError, ValueError):
+            os.write(proc.stdin.fileno(), b"w")
+
+    async def supervise(self) -> None:
+        """Keep a child running; on cancel, stop it cleanly."""
+        try:
+            while True:
+                if self.proc is None or self.proc.poll() is not None:
+                    if self.proc is not None:
+                        log.error("the sender process exited (%s); starting a new one",
+                                  self.proc.returncode)
+                    self.start()
+                await asyncio.sleep(self.restart_s)
+        finally:
+            await asyncio.shield(self.stop())
+
+    async def stop(self, grace_s: float = 15.0) -> None:
+        """Close its stdin (it finishes what is in flight) and wait for it."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.to_thread(proc.wait, grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the sender's handlers stop it cleanly."""
 
@@ -661,12 +719,26 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def run_standalone(settings: Settings, *, listen: str | None) -> None:
-    """`leerbot sender`: deliver the outbox until SIGTERM/SIGINT; ops endpoints on `listen`."""
-    asyncio.run(_standalone(settings, listen))
+def run_standalone(settings: Settings, *, listen: str | None, wake_stdin: bool = False) -> None:
+    """`leerbot sender`: deliver the outbox until SIGTERM/SIGINT; ops endpoints on `listen`.
+
+    With `wake_stdin` (a bot's child): every byte on stdin wakes the sender, and the end of
+    stdin (the bot is gone) stops it cleanly.
+    """
+    asyncio.run(_standalone(settings, listen, wake_stdin))
 
 
-async def _standalone(settings: Settings, listen: str | None) -> None:
+async def _watch_stdin(sender: Sender, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        sender.wake()
+    log.info("the bot process is gone; the sender finishes what is in flight and stops")
+    stop.set()
+
+
+async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) -> None:
     import signal
 
     from starlette.applications import Starlette
@@ -701,6 +773,7 @@ async def _standalone(settings: Settings, listen: str | None) -> None:
                                              lifespan="off"))
         serving = asyncio.create_task(server.serve(), name="leerbot-sender-ops")
     running = asyncio.create_task(sender.run(), name="leerbot-sender")
+    watcher = asyncio.create_task(_watch_stdin(sender, stop)) if wake_stdin else None
     log.info("sender started as %s (%.0f messages/s at most)", sender.owner,
              settings.send_rate_global)
     try:
@@ -709,7 +782,9 @@ async def _standalone(settings: Settings, listen: str | None) -> None:
     finally:
         await sender.stop()
         running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        if watcher is not None:
+            watcher.cancel()
+        await asyncio.gather(running, *([watcher] if watcher else []), return_exceptions=True)
         if server is not None and serving is not None:
             server.should_exit = True
             await asyncio.gather(serving, return_exceptions=True)

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -42,6 +42,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name, 
 DEFAULT_PATH = "/telegram"
 # Failures a retry can cure: the update is answered 503 and Telegram sends it again.
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+SenderMode = Literal["external", "child", "inline"]
 
 _errors: ContextVar[list[BaseException] | None] = ContextVar("leerbot_webhook_errors",
                                                              default=None)
@@ -79,16 +81,20 @@ async def _note_error(_update: object, context: ContextTypes.DEFAULT_TYPE) -> No
         box.append(context.error)
 
 
-def create_app(settings: Settings, *, inline_sender: bool = False,
+def create_app(settings: Settings, *, sender_mode: SenderMode = "external",
                runtime: Runtime | None = None) -> Starlette:
-    """The webhook ASGI app: POST <path>, /healthz, /readyz, /metrics."""
+    """The webhook ASGI app: POST <path>, /healthz, /readyz, /metrics.
+
+    `sender_mode` (see bot/features.py): "external" for workers next to `leerbot sender`,
+    "child" for one process that sends too, "inline" for tests in one event loop.
+    """
     state = WebhookState()
     secret = webhook_secret(settings).encode()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         built = runtime or build_runtime(settings)
-        built.extras["inline_sender"] = inline_sender
+        built.extras["sender_mode"] = sender_mode
         built.extras["metrics"] = state.metrics
         application = build_application(built, webhook=True)
         application.add_error_handler(_note_error)  # after the bot's own: it logs and answers
@@ -97,8 +103,7 @@ def create_app(settings: Settings, *, inline_sender: bool = False,
             await application.post_init(application)  # features, sender, safety, NLU
         await application.start()
         state.runtime, state.application = built, application
-        log.info("webhook worker ready (sender %s)",
-                 "in this process" if inline_sender else "in `leerbot sender`")
+        log.info("webhook worker ready (sender: %s)", sender_mode)
         try:
             yield
         finally:
@@ -170,12 +175,12 @@ async def register_webhook(settings: Settings) -> None:
     log.info("webhook registered")
 
 
-def run_webhook(settings: Settings, *, workers: int = 1, inline_sender: bool = False) -> None:
+def run_webhook(settings: Settings, *, workers: int = 1, with_sender: bool = False) -> None:
     """`leerbot bot --webhook`: register the webhook, then serve it (N worker processes)."""
     import uvicorn
 
     host, port = split_listen(settings.webhook_listen)
-    if inline_sender and workers > 1:
+    if with_sender and workers > 1:
         raise ValueError("--with-sender needs --workers 1: the 30 messages/s limit is per bot, "
                          "so one process sends (run `leerbot sender`)")
     asyncio.run(register_webhook(settings))
@@ -183,6 +188,7 @@ def run_webhook(settings: Settings, *, workers: int = 1, inline_sender: bool = F
     common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
                               "access_log": False, "timeout_graceful_shutdown": 10}
     if workers == 1:
-        uvicorn.run(create_app(settings, inline_sender=inline_sender), **common)
+        mode: SenderMode = "child" if with_sender else "external"
+        uvicorn.run(create_app(settings, sender_mode=mode), **common)
     else:
         uvicorn.run("bot.webhook:worker_app", factory=True, workers=workers, **common)

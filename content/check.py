@@ -27,9 +27,15 @@ SIGNATURE = 1 + 12
 OPT_OUT_LABELS = {"weet ik niet", "zeg ik liever niet"}
 # Seconds to answer a step, before reading time (weak readers: about 2 words a second).
 SECONDS_PER_STEP = {
-    StepKind.MESSAGE: 5, StepKind.SINGLE_CHOICE: 15, StepKind.THIS_OR_THAT: 10,
-    StepKind.SCALE: 10, StepKind.MULTI_CHOICE: 30, StepKind.TOP3: 35,
-    StepKind.OPEN_TEXT: 60, StepKind.SUMMARY: 10, StepKind.END: 40,
+    StepKind.MESSAGE: 5,
+    StepKind.SINGLE_CHOICE: 15,
+    StepKind.THIS_OR_THAT: 10,
+    StepKind.SCALE: 10,
+    StepKind.MULTI_CHOICE: 30,
+    StepKind.TOP3: 35,
+    StepKind.OPEN_TEXT: 60,
+    StepKind.SUMMARY: 10,
+    StepKind.END: 40,
 }
 WORDS_PER_SECOND = 2
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -121,8 +127,11 @@ def _condition_problems(module: Module, cond: Condition, default: Step | None) -
     compared = [v for v in (cond.eq, cond.ne, cond.contains) if isinstance(v, str)]
     compared += [str(v) for v in (cond.in_ or []) + (cond.contains_any or [])]
     if keys and tested.type is not StepKind.OPEN_TEXT:
-        return [f"condition compares with {v!r}, which is not an option of {name!r}"
-                for v in compared if v not in keys]
+        return [
+            f"condition compares with {v!r}, which is not an option of {name!r}"
+            for v in compared
+            if v not in keys
+        ]
     return []
 
 
@@ -141,8 +150,11 @@ def check_module(module: Module) -> list[str]:
             bad(module.step(dup), f"step id used {count} times (each id once)")
     start = callback_bytes(f"m:{module.id}")
     if start > MAX_CALLBACK:
-        bad(None, f"module id is {len(module.id)} characters: its start button's callback "
-                  f"data would be {start} bytes (Telegram allows {MAX_CALLBACK})")
+        bad(
+            None,
+            f"module id is {len(module.id)} characters: its start button's callback "
+            f"data would be {start} bytes (Telegram allows {MAX_CALLBACK})",
+        )
 
     # Links: every target exists, conditions name real answers and real options.
     for step in module.steps:
@@ -171,8 +183,11 @@ def check_module(module: Module) -> list[str]:
     for step in module.steps:
         if step.id not in reached:
             bad(step, "unreachable: no step leads here")
-        elif step.type is not StepKind.END and not _exits(module, step) \
-                and all(t in module.positions for t in _targets(step)):
+        elif (
+            step.type is not StepKind.END
+            and not _exits(module, step)
+            and all(t in module.positions for t in _targets(step))
+        ):
             bad(step, "the module stops here without an end step (add next: ...)")
 
     # The end: a summary of the pupil's own words and an offer to talk.
@@ -212,13 +227,16 @@ def _step_problems(step: Step) -> list[str]:
             bad(f"{name}: missing Dutch text (nl)")
         for variant in _variants(text):
             if len(variant) > MAX_MESSAGE:
-                bad(f"{name}: message is {len(variant)} characters (Telegram allows "
-                    f"{MAX_MESSAGE})")
+                bad(
+                    f"{name}: message is {len(variant)} characters (Telegram allows {MAX_MESSAGE})"
+                )
         for sentence in SENTENCE_SPLIT.split(TEMPLATE_REF.sub("x", text.nl)):
             words = len(sentence.split())
             if words > MAX_SENTENCE_WORDS:
-                bad(f"{name}: sentence of {words} words (max {MAX_SENTENCE_WORDS}): "
-                    f"{' '.join(sentence.split()[:6])!r}...")
+                bad(
+                    f"{name}: sentence of {words} words (max {MAX_SENTENCE_WORDS}): "
+                    f"{' '.join(sentence.split()[:6])!r}..."
+                )
         emoji = len(EMOJI.findall(text.nl))
         if emoji > MAX_EMOJI:
             bad(f"{name}: {emoji} emoji (max {MAX_EMOJI} per message)")
@@ -237,8 +255,7 @@ def _step_problems(step: Step) -> list[str]:
         if count > 1:
             bad(f"option {key!r} appears {count} times")
     kind = step.type
-    if kind in {StepKind.SINGLE_CHOICE, StepKind.MULTI_CHOICE, StepKind.TOP3} \
-            and not step.options:
+    if kind in {StepKind.SINGLE_CHOICE, StepKind.MULTI_CHOICE, StepKind.TOP3} and not step.options:
         bad(f"a {kind.value} step needs options")
     if kind is StepKind.THIS_OR_THAT and len(step.options) != 2:
         bad("a this_or_that step needs exactly 2 options")
@@ -248,8 +265,9 @@ def _step_problems(step: Step) -> list[str]:
         bad("a scale step needs scale labels for 1 to 5")
     if kind is StepKind.OPEN_TEXT and step.hint is None:
         bad("an open question needs an example for 'weet ik niet' (hint: ...)")
-    if kind not in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT} and \
-            any(o.action or o.next for o in step.options):
+    if kind not in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT} and any(
+        o.action or o.next for o in step.options
+    ):
         bad(f"option next/action only work on single_choice and this_or_that, not {kind.value}")
     if step.asks and step.max_length < step.min_length:
         bad(f"max_length {step.max_length} is below min_length {step.min_length}")
@@ -279,8 +297,9 @@ def check_paths(paths: list[Path]) -> list[str]:
             problems.extend(exc.problems)
             continue
         if module.id in seen:
-            problems.append(f"{file.name}: {module.id}: module id also used in "
-                            f"{seen[module.id].name}")
+            problems.append(
+                f"{file.name}: {module.id}: module id also used in {seen[module.id].name}"
+            )
         seen[module.id] = file
         problems.extend(f"{file.name}: {p}" for p in check_module(module))
     return problems

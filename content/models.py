@@ -49,7 +49,10 @@ class Text(BaseModel):
 
     def get(self, lang: str = "nl") -> str:
         """The text in `lang`, falling back to Dutch."""
-        return getattr(self, lang, None) or self.nl if lang in LANGUAGES else self.nl
+        if lang == "nl" or lang not in LANGUAGES:  # the common case first: every step asks
+            return self.nl
+        translated: str | None = getattr(self, lang)
+        return translated or self.nl
 
 
 class StepKind(StrEnum):

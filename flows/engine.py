@@ -84,22 +84,29 @@ def _copy_state(state: PupilState) -> PupilState:
     """A copy the engine may change without touching the caller's state.
 
     A deep copy cost more than the rest of a step together. The engine replaces values and
-    changes containers (answers, paused runs, selections), so copying the containers is enough;
-    the values in them (answers are str, int or a fresh list) are never changed in place.
+    changes containers (answers, selections, the paused map), so copying those is enough: the
+    values inside (answers are str, int or a fresh list) are never changed in place, and a
+    paused run is copied when it becomes the active run again (`_start_module`).
     """
-    return state.model_copy(update={
-        "run": _copy_run(state.run) if state.run is not None else None,
-        "paused": {key: _copy_run(run) for key, run in state.paused.items()},
-        "contact": state.contact.model_copy() if state.contact is not None else None,
-        "handover": state.handover.model_copy() if state.handover is not None else None,
-    })
+    copy = state.model_copy()
+    fields = copy.__dict__  # set directly: these are the same validated types, only copied
+    fields["run"] = _copy_run(state.run) if state.run is not None else None
+    fields["paused"] = dict(state.paused)
+    if state.contact is not None:
+        fields["contact"] = state.contact.model_copy()
+    if state.handover is not None:
+        fields["handover"] = state.handover.model_copy()
+    return copy
 
 
 def _copy_run(run: RunState) -> RunState:
-    return run.model_copy(update={
-        "answers": dict(run.answers), "displays": dict(run.displays),
-        "private": list(run.private), "selection": list(run.selection),
-        "rule_flags": list(run.rule_flags)})
+    copy = run.model_copy()
+    fields = copy.__dict__
+    for name in ("answers", "displays"):
+        fields[name] = dict(fields[name])
+    for name in ("private", "selection", "rule_flags"):
+        fields[name] = list(fields[name])
+    return copy
 
 
 def needs_nlu(state: PupilState, inbound: Inbound) -> bool:
@@ -596,7 +603,11 @@ def _checkin_button(turn: _Turn, arg: str) -> None:
 
 
 def _menu(turn: _Turn) -> None:
+    """The menu: assigned modules (busy first), my answers, talk to someone."""
     state, ctx = turn.state, turn.ctx
+    if state.run is not None:
+        # Leaving a module for the menu pauses it, so it shows as ⏸ and resumes where it was.
+        _pause_run(turn, quiet=True)
     state.mode = "menu"
     state.turn += 1
     rows: list[list[Button]] = []
@@ -681,10 +692,11 @@ def _repeat(turn: _Turn, *, quiet: bool = False) -> None:
 
 
 def _history(turn: _Turn) -> None:
+    """/mijnantwoorden: every earlier answer, private ones with a lock (only the pupil sees)."""
     items = turn.ctx.history or ()
     if not items:
         turn.say(turn.t("answers.none"))
-        _menu(turn)
+        _after_history(turn)
         return
     lines: list[str] = []
     current = None
@@ -697,7 +709,14 @@ def _history(turn: _Turn) -> None:
         lock = " 🔒" if item.private else ""
         lines.append(f"• {item.question}: {item.display}{lock}")
     turn.say(turn.t("answers.header") + "\n" + "\n".join(lines).strip())
-    _menu(turn)
+    _after_history(turn)
+
+
+def _after_history(turn: _Turn) -> None:
+    if turn.state.mode == "module" and turn.state.run is not None:
+        _repeat(turn)  # looked back in the middle of a module: carry on with the question
+    else:
+        _menu(turn)
 
 
 def _reminder(turn: _Turn, module_id: str, day: str) -> None:
@@ -827,7 +846,7 @@ def _start_module(turn: _Turn, module_id: str) -> None:
     if state.run is not None:
         run = state.run
     elif module_id in state.paused:
-        run = state.paused.pop(module_id)
+        run = _copy_run(state.paused.pop(module_id))  # the caller's state shares paused runs
         turn.say(turn.t("module.resumed", title=_module(turn, run).title.get(state.lang)))
     else:
         module = catalog.get(module_id)
@@ -929,18 +948,20 @@ def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> 
     position, total = _progress(module, run, current)
     turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
                                      total=total))
-    turn.say(_question(turn, module, current), _step_buttons(turn, current))
+    turn.say(_question(turn, module, current, (position, total)), _step_buttons(turn, current))
 
 
-def _question(turn: _Turn, module: Module, current: Step) -> str:
+def _question(turn: _Turn, module: Module, current: Step,
+              progress: tuple[int, int] | None = None) -> str:
     """A question as the pupil reads it: "Vraag n van m", then the text with earlier answers."""
     run = turn.state.run
     assert run is not None  # noqa: S101 (only called with a run)
-    position, total = _progress(module, run, current)
+    position, total = progress or _progress(module, run, current)
     return f'{turn.t("module.progress", n=position, total=total)}\n{_render(turn, current.text)}'
 
 
 def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
+    """The keyboard of a question: its options, then "Weet ik niet" and "Alleen voor mij"."""
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (only called with a run)
@@ -948,21 +969,21 @@ def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
     rows: list[list[Button]] = []
     kind = current.type
     if kind is StepKind.SCALE and current.scale:
+        # Two rows: five emoji-and-word buttons do not fit one phone-wide row.
         rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(1, 4)])
         rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(4, 6)])
     elif kind is StepKind.THIS_OR_THAT:
         rows.append([turn.button(o.label.get(lang), f"o:{i}") for i, o in
                      enumerate(current.options)])
-    elif kind in {StepKind.SINGLE_CHOICE}:
+    elif kind is StepKind.SINGLE_CHOICE:
         rows.extend([turn.button(o.label.get(lang), f"o:{i}")] for i, o in
                     enumerate(current.options))
     elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
         for i, option in enumerate(current.options):
-            key = option.key
             mark = ""
-            if key in run.selection:
+            if option.key in run.selection:
                 mark = "✅ " if kind is StepKind.MULTI_CHOICE else \
-                    f"{run.selection.index(key) + 1}. "
+                    f"{run.selection.index(option.key) + 1}. "
             rows.append([turn.button(f"{mark}{option.label.get(lang)}", f"o:{i}")])
         done = turn.t("module.done_multi") if kind is StepKind.MULTI_CHOICE else \
             turn.t("module.done_top3", n=len(run.selection))
@@ -1191,6 +1212,8 @@ def _render(turn: _Turn, text: Text) -> str:
     run = turn.state.run
     displays = run.displays if run else {}
     raw = text.get(turn.state.lang)
+    if "{a." not in raw:
+        return raw
     return TEMPLATE_REF.sub(lambda m: displays.get(m.group(1), "-"), raw)
 
 

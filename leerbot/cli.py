@@ -406,7 +406,7 @@ def bot_cmd(
         from bot.webhook import run_webhook
 
         try:
-            run_webhook(cfg, workers=workers, inline_sender=with_sender)
+            run_webhook(cfg, workers=workers, with_sender=with_sender)
         except ValueError as exc:
             fail(str(exc))
     else:
@@ -421,6 +421,9 @@ def bot_cmd(
 def sender_cmd(
     listen: Annotated[str, typer.Option(help="HOST:PORT for /healthz, /readyz and /metrics "
                                         "('' for none)")] = "127.0.0.1:9464",
+    wake_stdin: Annotated[bool, typer.Option(
+        "--wake-stdin", hidden=True, help="run as a bot's child: woken by stdin, "
+        "stops when it closes")] = False,
 ) -> None:
     """Send the outbox to Telegram (the one sending process next to webhook workers)."""
     cfg = settings()
@@ -428,7 +431,7 @@ def sender_cmd(
     from bot.sender import run_standalone
 
     try:
-        run_standalone(cfg, listen=listen or None)
+        run_standalone(cfg, listen=listen or None, wake_stdin=wake_stdin)
     except ValueError as exc:
         fail(str(exc))
 

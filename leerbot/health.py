@@ -68,8 +68,10 @@ async def check_sender(url: str, *, max_lag: float, now: datetime | None = None)
     finally:
         await engine.dispose()
     if oldest is not None and (now - oldest).total_seconds() > max_lag:
-        return (f"outbox not drained: a message waits {int((now - oldest).total_seconds())} s "
-                f"(limit {int(max_lag)} s)")
+        return (
+            f"outbox not drained: a message waits {int((now - oldest).total_seconds())} s "
+            f"(limit {int(max_lag)} s)"
+        )
     return None
 
 
@@ -106,8 +108,9 @@ def default_url(component: Component, settings: Settings) -> str | None:
     return None
 
 
-async def check(component: Component, settings: Settings, *, url: str | None = None,
-                max_lag: float = 300.0) -> str | None:
+async def check(
+    component: Component, settings: Settings, *, url: str | None = None, max_lag: float = 300.0
+) -> str | None:
     """Run the check for one component."""
     if component is Component.DB:
         return await check_db(settings.database_url)

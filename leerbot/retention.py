@@ -54,8 +54,14 @@ def retention_cutoff(now: datetime, *, retention_days: int | None, zone: ZoneInf
     return datetime(year, month, day, tzinfo=zone).astimezone(UTC)
 
 
-async def run_retention(sessions: Sessions, *, now: datetime, retention_days: int | None,
-                        zone: ZoneInfo, dry_run: bool = False) -> dict[str, Any]:
+async def run_retention(
+    sessions: Sessions,
+    *,
+    now: datetime,
+    retention_days: int | None,
+    zone: ZoneInfo,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """One retention run in one transaction; returns the cutoff and counts per kind."""
     cutoff = retention_cutoff(now, retention_days=retention_days, zone=zone)
     async with sessions() as session:  # closing without commit rolls back (dry run, errors)
@@ -73,11 +79,18 @@ async def run_retention(sessions: Sessions, *, now: datetime, retention_days: in
             owner = await session.get(Pupil, run.pupil_id)
             if owner is not None:
                 _forget_saved_run(owner, run.module_id)
-        counts = await queries.delete_before(session, cutoff,
-                                             log_cutoff=min(cutoff, now - DELIVERY_LOG_KEPT))
+        counts = await queries.delete_before(
+            session, cutoff, log_cutoff=min(cutoff, now - DELIVERY_LOG_KEPT)
+        )
         flags = await queries.blank_closed_flags(session, cutoff)
-        report: dict[str, Any] = {"cutoff": cutoff.isoformat(), "pupils": len(pupils),
-                                  **counts, "runs": runs, "flags": flags, "dry_run": dry_run}
+        report: dict[str, Any] = {
+            "cutoff": cutoff.isoformat(),
+            "pupils": len(pupils),
+            **counts,
+            "runs": runs,
+            "flags": flags,
+            "dry_run": dry_run,
+        }
         if not dry_run:
             await session.commit()
     return report
@@ -98,16 +111,29 @@ def summary(report: dict[str, Any]) -> str:
     """One log or CLI line with the counts (never pupil data)."""
     if report.get("skipped"):
         return f"retention skipped (another worker runs it); cutoff {report['cutoff']}"
-    parts = ", ".join(f"{key} {report[key]}" for key in
-                      ("pupils", "transcript", "answers", "outbox", "runs", "flags",
-                       "processed_updates"))
+    parts = ", ".join(
+        f"{key} {report[key]}"
+        for key in (
+            "pupils",
+            "transcript",
+            "answers",
+            "outbox",
+            "runs",
+            "flags",
+            "processed_updates",
+        )
+    )
     verb = "would delete" if report.get("dry_run") else "deleted"
     return f"retention: {verb} data from before {report['cutoff']}: {parts}"
 
 
-async def retention_loop(runtime: Runtime, *, first_delay: float = FIRST_RUN_DELAY,
-                         interval: timedelta = DAILY,
-                         clock: Callable[[], datetime] | None = None) -> None:
+async def retention_loop(
+    runtime: Runtime,
+    *,
+    first_delay: float = FIRST_RUN_DELAY,
+    interval: timedelta = DAILY,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
     """Run retention soon after start-up and then once a day, until cancelled."""
     settings = runtime.settings
     zone = ZoneInfo(settings.timezone)
@@ -115,8 +141,9 @@ async def retention_loop(runtime: Runtime, *, first_delay: float = FIRST_RUN_DEL
     await asyncio.sleep(first_delay)
     while True:
         try:
-            report = await run_retention(runtime.sessions, now=now(),
-                                         retention_days=settings.retention_days, zone=zone)
+            report = await run_retention(
+                runtime.sessions, now=now(), retention_days=settings.retention_days, zone=zone
+            )
             log.info("%s", summary(report))
         except asyncio.CancelledError:
             raise

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     region: str = "BE"
     reminder_start: str = "08:30"
     reminder_end: str = "17:00"
+    # School holidays without reminders: JSON list of "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD".
+    reminder_holidays: list[str] = []
     escalation_minutes: Annotated[float, Field(gt=0)] = 15.0
     retention_days: Annotated[int, Field(ge=0)] | None = None
     send_rate_global: Annotated[float, Field(gt=0)] = 28.0

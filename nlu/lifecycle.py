@@ -42,6 +42,7 @@ DOMAIN = NLU_DIR / "domain.yml"
 DATA = NLU_DIR / "data"
 RASA_SPEC = "rasa==3.6.21"
 CACHE_DIR = Path.home() / ".cache" / "leerbot"
+KEEP_MODELS = 3  # older models in the cache are removed after a training
 START_TIMEOUT = 120.0  # Rasa imports TensorFlow and loads the model before it answers
 STOP_TIMEOUT = 15.0
 WARMUP_TEXT = "hallo"
@@ -157,8 +158,9 @@ def find_python310() -> Path:
 @functools.cache
 def _python_version(python: Path) -> str:
     try:
-        done = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],  # noqa: S603 (fixed argv)
-                              capture_output=True, text=True, check=False, timeout=30)
+        done = subprocess.run(  # noqa: S603 (fixed argv, our own interpreter path)
+            [str(python), "-c", "import platform; print(platform.python_version())"],
+            capture_output=True, text=True, check=False, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -259,7 +261,7 @@ def train(*, force: bool = False, cache_dir: Path = CACHE_DIR) -> Path:
         log.info("training the Rasa NLU model %s", name)
         started = time.monotonic()
         try:
-            # cwd is the scratch dir: Rasa writes its .rasa/ training cache there, not in the clone.
+            # cwd is the scratch dir: Rasa writes its .rasa/ cache there, not in the clone.
             _run([str(venv / "bin" / "python"), "-m", "rasa", "train", "nlu", "--quiet",
                   "--config", str(CONFIG), "--domain", str(DOMAIN), "--nlu", str(DATA),
                   "--out", str(work / "out"), "--fixed-model-name", name],
@@ -271,7 +273,15 @@ def train(*, force: bool = False, cache_dir: Path = CACHE_DIR) -> Path:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.info("model trained in %.0f s: %s", time.monotonic() - started, target)
+        _prune(target)
     return target
+
+
+def _prune(keep: Path) -> None:
+    """Drop all but the newest few models (17 MB each); a running server has its copy."""
+    models = sorted(keep.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [m for m in models if m != keep][KEEP_MODELS - 1:]:
+        old.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- server
@@ -348,22 +358,36 @@ def start_server(*, port: int | None = None, host: str = "127.0.0.1", model: Pat
         log_file = log_file or _default_log(cache_dir, port)
     server = _spawn(model=model, port=port, host=host, quiet=quiet,
                     log_file=None if console else log_file, cache_dir=cache_dir)
-    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(timeout=5.0) as http:
-            while True:
-                if server.process.poll() is not None:
-                    raise RasaSetupError(f"Rasa exited with {server.process.returncode}:\n"
-                                         f"{server.problem()}")
-                if _ready(http, server.url):
-                    return server
-                if time.monotonic() > deadline:
-                    raise RasaSetupError(f"Rasa did not answer within {timeout:.0f} s:\n"
-                                         f"{server.problem()}")
-                time.sleep(0.5)
+        _wait_ready(server, timeout)
     except BaseException:
         server.stop()
         raise
+    return server
+
+
+def _check_alive(server: RasaServer, deadline: float, timeout: float) -> None:
+    if server.process.poll() is not None:
+        raise RasaSetupError(f"Rasa exited with {server.process.returncode}:\n"
+                             f"{server.problem()}")
+    if time.monotonic() > deadline:
+        raise RasaSetupError(f"Rasa did not answer within {timeout:.0f} s:\n{server.problem()}")
+
+
+def _wait_ready(server: RasaServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5.0) as http:
+        while not _ready(http, server.url):
+            _check_alive(server, deadline, timeout)
+            time.sleep(0.5)
+
+
+async def _await_ready(server: RasaServer, within: float) -> None:
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        while not await _aready(http, server.url):
+            _check_alive(server, deadline, within)
+            await asyncio.sleep(0.5)
 
 
 def _ready(http: httpx.Client, url: str) -> bool:
@@ -388,7 +412,7 @@ async def _aready(http: httpx.AsyncClient, url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def rasa_server(port: int | None = None, *, timeout: float = START_TIMEOUT,
+async def rasa_server(port: int | None = None, *, ready_within: float = START_TIMEOUT,
                       cache_dir: Path = CACHE_DIR) -> AsyncIterator[str]:
     """Train if needed, run a quiet Rasa server on 127.0.0.1 and yield its URL (for tests)."""
     model = await asyncio.to_thread(train, cache_dir=cache_dir)
@@ -397,16 +421,7 @@ async def rasa_server(port: int | None = None, *, timeout: float = START_TIMEOUT
         _spawn, model=model, port=port, host="127.0.0.1", quiet=True,
         log_file=_default_log(cache_dir, port), cache_dir=cache_dir)
     try:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            while not await _aready(http, server.url):
-                if server.process.poll() is not None:
-                    raise RasaSetupError(f"Rasa exited with {server.process.returncode}:\n"
-                                         f"{server.problem()}")
-                if time.monotonic() > deadline:
-                    raise RasaSetupError(f"Rasa did not answer within {timeout:.0f} s:\n"
-                                         f"{server.problem()}")
-                await asyncio.sleep(0.5)
+        await _await_ready(server, ready_within)
         yield server.url
     finally:
         await asyncio.to_thread(server.stop)

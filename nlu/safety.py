@@ -22,7 +22,8 @@ import yaml
 from nlu.types import Parse, SafetyCategory, SafetyLevel, SafetyResult
 
 LEXICON_PATH = Path(__file__).resolve().parent.parent / "content" / "safety" / "lexicon.yaml"
-CRISIS_THRESHOLD = 0.6  # Rasa's crisis intent at or above this raises a crisis too
+CRISIS_THRESHOLD = 0.6  # Rasa's crisis intent at or above this raises a crisis too ...
+RASA_ALONE_THRESHOLD = 0.9  # ... but alone (the rules see nothing) only this sure; else ask
 BULLYING_THRESHOLD = 0.6
 MAX_EVIDENCE = 5
 MAX_EVIDENCE_CHARS = 200
@@ -53,6 +54,7 @@ _TOKEN = re.compile(r"['’‘`´]?[^\W_]+(?:['’‘`´][^\W_]+)*")
 _FORMAT_CHARS = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
                            "\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]")
 _QUOTED = re.compile(r"[\"“”„«»‘’]([^\"“”„«»\n]{2,300}?)[\"“”„«»‘’]")
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBERISH = re.compile(r"\d+(?:ste|de|e|u|h|x|min|km|kg|cm|m|jarig|jaar|uur)?")
@@ -192,8 +194,14 @@ class _Token:
 class _Text:
     original: str
     tokens: tuple[_Token, ...]
-    normalized: str
+    normalized: str  # what the rules match: words only
     offsets: tuple[int, ...]  # where each token starts in `normalized`
+    emoji: str  # stripped from the words, kept for context ("😂")
+
+    @property
+    def reported(self) -> str:
+        """The normalised text with its emoji at the end (SafetyResult.normalized)."""
+        return f"{self.normalized} {self.emoji}" if self.emoji else self.normalized
 
     def token_range(self, start: int, end: int) -> tuple[int, int]:
         """Indices of the first and last token that a span of `normalized` touches."""
@@ -279,12 +287,18 @@ def _prepare(text: str) -> _Text:
             offsets.append(position)
             parts.append(word)
             position += len(word) + 1
-    return _Text(text, tuple(tokens), " ".join(parts), tuple(offsets))
+    emoji = "".join(_EMOJI.findall(text)[:10])
+    return _Text(text, tuple(tokens), " ".join(parts), tuple(offsets), emoji)
 
 
 def normalize(text: str) -> str:
     """The text as the safety rules see it: lower case, no accents, chat spelling resolved."""
     return _prepare(text).normalized
+
+
+def words_of(normalized: str) -> str:
+    """The words of a SafetyResult.normalized, without the emoji kept at its end."""
+    return _EMOJI.sub("", normalized).strip()
 
 
 # ---------------------------------------------------------------- assessment
@@ -363,9 +377,9 @@ def _signal_level(rule: _Rule, doc: _Text, lex: Lexicon, start: int,
                   end: int) -> tuple[SafetyLevel, SafetyCategory]:
     category = rule.category
     level = SafetyLevel.CONCERN if category in _CONCERN_CATEGORIES else SafetyLevel.CRISIS
-    if category in _SUBJECT_IN_MATCH or category in _SUBJECT_BEFORE:
-        if _about_other(doc, lex, start, end, in_match=category in _SUBJECT_IN_MATCH):
-            return SafetyLevel.CONCERN, SafetyCategory.WORRY_OTHER
+    subject = category in _SUBJECT_IN_MATCH or category in _SUBJECT_BEFORE
+    if subject and _about_other(doc, lex, start, end, in_match=category in _SUBJECT_IN_MATCH):
+        return SafetyLevel.CONCERN, SafetyCategory.WORRY_OTHER
     if rule.negatable and _negated(doc, lex, start, end):
         # "ik wil niet dood": never silently nothing; bullying denied is simply nothing.
         if level is SafetyLevel.CRISIS:
@@ -390,18 +404,18 @@ def _signals(doc: _Text, lex: Lexicon, text: str) -> list[_Finding]:
 
 
 def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
-    # Innocent uses (accidents, pets, games) are masked for good; figurative ones are remembered.
+    # Innocent uses (accidents, pets, games) are masked for good; figurative ones are kept
+    # visible to the signals but remembered.
     plain, _ = _mask(doc.normalized, lex.innocent)
     masked, figurative = _mask(plain, lex.figurative)
-    findings = _signals(doc, lex, masked)
-    if figurative:
-        # A clear signal that only shows with the figurative phrase put back ("ik wil dood van
-        # de stress") is not clearly casual: ask.
-        for hit in _signals(doc, lex, plain):
-            if _overlaps(hit.start, hit.end, figurative) and not any(
-                    _overlaps(hit.start, hit.end, [(f.start, f.end)]) for f in findings):
-                level = SafetyLevel.UNCLEAR if hit.level is SafetyLevel.CRISIS else hit.level
-                findings.append(_Finding(level, hit.category, hit.start, hit.end))
+    findings: list[_Finding] = []
+    for hit in _signals(doc, lex, plain):
+        if hit.level is SafetyLevel.CRISIS and figurative \
+                and _overlaps(hit.start, hit.end, figurative):
+            # A clear signal inside a manner of speaking ("ik wil dood van de stress") is not
+            # clearly casual either: ask.
+            hit = _Finding(SafetyLevel.UNCLEAR, hit.category, hit.start, hit.end)
+        findings.append(hit)
     for rule in lex.ambiguous:
         for match in _matches(rule.pattern, masked):
             findings.append(_Finding(SafetyLevel.UNCLEAR, rule.category, *match.span()))
@@ -413,13 +427,26 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
     return findings
 
 
+def _laughing(words: str, emoji: str, lex: Lexicon) -> bool:
+    return bool(lex.laugh.search(words)) or any(e in emoji for e in lex.laugh_emoji)
+
+
+def _casual(normalized: str) -> bool:
+    """The rules recognise a manner of speaking, an innocent use or laughter in this text."""
+    lex = load_lexicon()
+    words = words_of(normalized)
+    if _laughing(words, normalized[len(words):], lex):
+        return True
+    return any(next(_matches(p, words), None) is not None
+               for p in (*lex.figurative, *lex.innocent))
+
+
 def _adjust(findings: list[_Finding], doc: _Text, lex: Lexicon) -> list[_Finding]:
     if not findings:
         return findings
     quoted = _quoted_spans(doc.original)
     media = bool(quoted) and bool(lex.media.search(doc.normalized))
-    laughing = bool(lex.laugh.search(doc.normalized)) or any(
-        e in doc.original for e in lex.laugh_emoji)
+    laughing = _laughing(doc.normalized, doc.emoji, lex)
     adjusted: list[_Finding] = []
     for f in findings:
         if media and f.level is SafetyLevel.CRISIS:
@@ -436,7 +463,7 @@ def _adjust(findings: list[_Finding], doc: _Text, lex: Lexicon) -> list[_Finding
 
 def _result(findings: list[_Finding], doc: _Text) -> SafetyResult:
     if not findings:
-        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.normalized)
+        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.reported)
     top = max(_RANK[f.level] for f in findings)
     level = next(lvl for lvl, rank in _RANK.items() if rank == top)
     at_top = {f.category for f in findings if f.level is level}
@@ -454,7 +481,7 @@ def _result(findings: list[_Finding], doc: _Text) -> SafetyResult:
         if len(evidence) == MAX_EVIDENCE:
             break
     return SafetyResult(level=level, category=category, evidence=tuple(evidence),
-                        normalized=doc.normalized)
+                        normalized=doc.reported)
 
 
 def assess(text: str) -> SafetyResult:
@@ -464,13 +491,19 @@ def assess(text: str) -> SafetyResult:
     lex = load_lexicon()
     doc = _prepare(text)
     if not doc.tokens:
-        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.normalized)
+        return SafetyResult(level=SafetyLevel.NONE, normalized=doc.reported)
     return _result(_adjust(_assess(doc, lex), doc, lex), doc)
 
 
 def combine(safety: SafetyResult, parse: Parse | None, *,
             threshold: float = CRISIS_THRESHOLD) -> SafetyResult:
-    """Let Rasa raise the level too: its crisis intent makes a crisis, bullying a zorg."""
+    """Let Rasa raise the level too: its crisis intent makes a crisis, bullying a zorg.
+
+    Rasa is a small bag-of-words model, so where the rules understood more it asks instead of
+    alarming (never silent: "het gaat echt niet goed" makes it a crisis): worry about someone
+    else stays zorg; a manner of speaking ("ik verveel mij dood") or a text the rules find
+    nothing in, with Rasa below RASA_ALONE_THRESHOLD, gets a check-in (unclear).
+    """
     if parse is None:
         return safety
     if parse.intent == "crisis" and parse.confidence >= threshold \
@@ -479,6 +512,12 @@ def combine(safety: SafetyResult, parse: Parse | None, *,
             # The rules saw who it is about ("mijn vriendin wil dood"); Rasa cannot.
             return safety
         category = safety.category if safety.category not in _CONCERN_CATEGORIES else None
+        casual = _RANK[safety.level] < _RANK[SafetyLevel.CONCERN] and _casual(safety.normalized)
+        alone = safety.level is SafetyLevel.NONE and parse.confidence < RASA_ALONE_THRESHOLD
+        if casual or alone:
+            return SafetyResult(level=SafetyLevel.UNCLEAR, category=category,
+                                evidence=(*safety.evidence, "rasa:crisis"),
+                                normalized=safety.normalized)
         return SafetyResult(level=SafetyLevel.CRISIS, category=category,
                             evidence=(*safety.evidence, "rasa:crisis"),
                             normalized=safety.normalized)

@@ -18,8 +18,7 @@ async def try_lock(session: AsyncSession) -> bool:
     """Take the retention lock for this transaction; False when another worker holds it."""
     if session.get_bind().dialect.name != "postgresql":
         return True  # SQLite serialises writers itself
-    taken = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                 {"key": LOCK_KEY})
+    taken = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
     return bool(taken)
 
 
@@ -35,8 +34,9 @@ async def stale_runs(session: AsyncSession, cutoff: datetime) -> Sequence[Run]:
     return (await session.scalars(stmt)).all()
 
 
-async def delete_before(session: AsyncSession, cutoff: datetime, *,
-                        log_cutoff: datetime) -> dict[str, int]:
+async def delete_before(
+    session: AsyncSession, cutoff: datetime, *, log_cutoff: datetime
+) -> dict[str, int]:
     """Delete what is older than the cutoff; counts per kind.
 
     Transcript lines, answers and every outbox row older than `cutoff` go; delivery records
@@ -47,10 +47,16 @@ async def delete_before(session: AsyncSession, cutoff: datetime, *,
     for name, stmt in (
         ("transcript", delete(TranscriptLine).where(TranscriptLine.created_at < cutoff)),
         ("answers", delete(Answer).where(Answer.created_at < cutoff)),
-        ("outbox", delete(Outbox).where((Outbox.created_at < cutoff)
-                                        | (delivered & (Outbox.created_at < log_cutoff)))),
-        ("processed_updates",
-         delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < log_cutoff)),
+        (
+            "outbox",
+            delete(Outbox).where(
+                (Outbox.created_at < cutoff) | (delivered & (Outbox.created_at < log_cutoff))
+            ),
+        ),
+        (
+            "processed_updates",
+            delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < log_cutoff),
+        ),
     ):
         result = await session.execute(stmt.execution_options(synchronize_session=False))
         counts[name] = int(getattr(result, "rowcount", 0) or 0)
@@ -63,8 +69,11 @@ async def blank_closed_flags(session: AsyncSession, cutoff: datetime) -> int:
     count = 0
     for flag in (await session.scalars(stmt)).all():
         items = flag.evidence.get("items", [])
-        if flag.context.get("lines") or any(i != repo.ERASED for i in items) or (
-                flag.about and flag.about != repo.ERASED):
+        if (
+            flag.context.get("lines")
+            or any(i != repo.ERASED for i in items)
+            or (flag.about and flag.about != repo.ERASED)
+        ):
             flag.context = {"lines": []}
             flag.evidence = {"items": [repo.ERASED for _ in items]}
             flag.about = repo.ERASED if flag.about else ""

@@ -65,3 +65,11 @@ async def sessions(database_url: str) -> AsyncIterator[Sessions]:
     engine = make_engine(database_url)
     yield make_sessions(engine)
     await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_sessions(sqlite_url: str) -> AsyncIterator[Sessions]:
+    """Sessions on a fresh SQLite database, for sender behaviour that no backend changes."""
+    engine = make_engine(sqlite_url)
+    yield make_sessions(engine)
+    await engine.dispose()

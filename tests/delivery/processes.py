@@ -58,16 +58,18 @@ class Service:
 
     def workers(self) -> list[psutil.Process]:
         """uvicorn's worker processes (children running multiprocessing's spawn_main)."""
-        return [child for child in psutil.Process(self.proc.pid).children()
+        return [child for child in self.children()
                 if any("spawn_main" in part for part in child.cmdline())]
 
+    def children(self) -> list[psutil.Process]:
+        """Processes this one started (a polling bot's sender, uvicorn's workers)."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return psutil.Process(self.proc.pid).children()
+        return []
+
     async def stop(self, *, kill: bool = False, timeout: float = 20.0) -> None:
-        """SIGINT (a clean stop) or SIGKILL (a crash), and wait for the exit."""
+        """SIGINT (a clean stop) or SIGKILL of this process alone (a crash); wait for it."""
         if self.proc.returncode is None:
-            if kill:
-                for child in psutil.Process(self.proc.pid).children(recursive=True):
-                    with contextlib.suppress(psutil.NoSuchProcess):
-                        child.kill()
             self.proc.send_signal(signal.SIGKILL if kill else signal.SIGINT)
             try:
                 await asyncio.wait_for(self.proc.wait(), timeout)

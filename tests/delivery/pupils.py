@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
 from dataclasses import dataclass, field
 
 from sandbox.driver import BotMessage, SimulatedPupil
@@ -82,12 +81,12 @@ def next_action(pupil: SimulatedPupil) -> tuple[str, str, BotMessage | None] | N
     return ("send", "/verder", None)
 
 
-async def walk(pupil: SimulatedPupil, code: str, *, until: float, think: tuple[float, float],
-               reply_timeout: float = 4.0) -> Walk:
-    """Join with `code` and do the module until done or the monotonic deadline `until`."""
+async def walk(pupil: SimulatedPupil, code: str, *, stop: asyncio.Event,
+               think: tuple[float, float], reply_timeout: float = 3.0) -> Walk:
+    """Join with `code` and do the module until done or until `stop` is set."""
     record = Walk(pupil)
     action: tuple[str, str, BotMessage | None] | None = ("send", f"/start {code}", None)
-    while action is not None and time.monotonic() < until:
+    while action is not None and not stop.is_set():
         kind, value, message = action
         try:
             if kind == "send":
@@ -97,7 +96,7 @@ async def walk(pupil: SimulatedPupil, code: str, *, until: float, think: tuple[f
             else:
                 await pupil.send("/verder")
             record.actions += 1
-            await pupil.wait_for_reply(timeout=reply_timeout, quiet=0.2)
+            await pupil.wait_for_reply(timeout=reply_timeout)
         except AssertionError as exc:
             record.unanswered += 1
             record.errors.append(str(exc)[:200])

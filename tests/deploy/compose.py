@@ -49,6 +49,7 @@ def example_env() -> dict[str, str]:
 
 def interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, with `env` as the .env file."""
+
     def one(match: re.Match[str]) -> str:
         name, kind, rest = match.group(1), match.group(2), match.group(3)
         if env.get(name):
@@ -58,6 +59,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
         if kind == "?":
             raise KeyError(f"{name}: {rest}")
         return ""
+
     return VARIABLE.sub(one, value)
 
 

@@ -19,13 +19,20 @@ TEST_ENV = {"POSTGRES_PASSWORD": "pw", "LEERBOT_WEBHOOK_WORKERS": ""}
 
 def test_every_part_of_the_design_is_a_service() -> None:
     services = compose.services()
-    assert {"postgres", "migrate", "rasa-train", "rasa", "bot", "sender", "bot-polling",
-            "dashboard"} <= set(services)
+    assert {
+        "postgres",
+        "migrate",
+        "rasa-train",
+        "rasa",
+        "bot",
+        "sender",
+        "bot-polling",
+        "dashboard",
+    } <= set(services)
     assert services["postgres"]["image"].startswith("postgres:")
     for name in ("rasa", "rasa-train"):
         assert re.fullmatch(r"rasa/rasa:3\.6\.\d+(-full)?", services[name]["image"]), name
-    assert set(compose.app_services()) == {"migrate", "bot", "sender", "bot-polling",
-                                           "dashboard"}
+    assert set(compose.app_services()) == {"migrate", "bot", "sender", "bot-polling", "dashboard"}
 
 
 def test_ports_are_published_on_localhost_only() -> None:
@@ -46,10 +53,13 @@ def test_start_order_uses_conditions() -> None:
     for name, service in compose.app_services().items():
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
         if name != "migrate":
-            assert service["depends_on"]["migrate"]["condition"] == \
-                "service_completed_successfully", name
-    assert compose.services()["rasa"]["depends_on"]["rasa-train"]["condition"] == \
-        "service_completed_successfully"
+            assert (
+                service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+            ), name
+    assert (
+        compose.services()["rasa"]["depends_on"]["rasa-train"]["condition"]
+        == "service_completed_successfully"
+    )
 
 
 def test_long_running_services_have_health_checks_and_restart() -> None:
@@ -106,7 +116,8 @@ def test_secrets_come_from_the_environment_only() -> None:
                 assert str(value).startswith("${"), f"{name}: {key} is written in the file"
         if name in compose.app_services():
             assert service.get("env_file") == ".env", name
-    assert "LEERBOT_SECRET_KEY" not in text and "LEERBOT_TELEGRAM_TOKEN" not in text
+    assert "LEERBOT_SECRET_KEY" not in text
+    assert "LEERBOT_TELEGRAM_TOKEN" not in text
     example = compose.example_env()
     missing = compose.variables() - set(example)
     assert not missing, f"documented in .env.example? {sorted(missing)}"

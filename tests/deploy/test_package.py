@@ -21,8 +21,11 @@ def test_every_runtime_data_file_is_package_data() -> None:
             if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".py":
                 continue
             relative = path.relative_to(ROOT / package)
-            if not any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(str(relative), p)
-                       or fnmatch.fnmatch(f"{path.parent.name}/{path.name}", p)
-                       for p in patterns):
+            if not any(
+                fnmatch.fnmatch(path.name, p)
+                or fnmatch.fnmatch(str(relative), p)
+                or fnmatch.fnmatch(f"{path.parent.name}/{path.name}", p)
+                for p in patterns
+            ):
                 missing.append(str(path.relative_to(ROOT)))
     assert missing == [], f"not shipped by `pip install .` (add to package-data): {missing}"

@@ -36,17 +36,27 @@ class Result:
     stderr: str
 
 
-def container_env(service: str, *, database_url: str, sandbox_url: str,
-                  **overrides: str) -> dict[str, str]:
+def container_env(
+    service: str, *, database_url: str, sandbox_url: str, **overrides: str
+) -> dict[str, str]:
     """The environment of one container of `service`, pointed at this machine's services."""
-    dotenv = {**compose.example_env(), "POSTGRES_PASSWORD": "unused",
-              "LEERBOT_TELEGRAM_TOKEN": TOKEN, "LEERBOT_BOT_USERNAME": "leerbot_test_bot",
-              "LEERBOT_SECRET_KEY": secrets.token_urlsafe(48)}
+    dotenv = {
+        **compose.example_env(),
+        "POSTGRES_PASSWORD": "unused",
+        "LEERBOT_TELEGRAM_TOKEN": TOKEN,
+        "LEERBOT_BOT_USERNAME": "leerbot_test_bot",
+        "LEERBOT_SECRET_KEY": secrets.token_urlsafe(48),
+    }
     env = compose.service_env(service, dotenv)
-    env.update({"LEERBOT_DATABASE_URL": database_url,
-                "LEERBOT_TELEGRAM_API_URL": f"{sandbox_url}/bot",
-                "LEERBOT_RASA_URL": "http://127.0.0.1:9", "LEERBOT_RASA_TIMEOUT": "0.3",
-                **overrides})
+    env.update(
+        {
+            "LEERBOT_DATABASE_URL": database_url,
+            "LEERBOT_TELEGRAM_API_URL": f"{sandbox_url}/bot",
+            "LEERBOT_RASA_URL": "http://127.0.0.1:9",
+            "LEERBOT_RASA_TIMEOUT": "0.3",
+            **overrides,
+        }
+    )
     base = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
     return {**base, **env}
 
@@ -54,18 +64,34 @@ def container_env(service: str, *, database_url: str, sandbox_url: str,
 async def leerbot(argv: list[str], env: dict[str, str], *, timeout: float = 60) -> Result:
     """Run `leerbot ARGV` to the end."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "leerbot.cli", *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "leerbot.cli",
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return Result(int(proc.returncode or 0), out.decode(), err.decode())
 
 
 @contextlib.asynccontextmanager
-async def running(argv: list[str], env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+async def running(
+    argv: list[str], env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A long-running `leerbot ARGV` process, stopped with SIGTERM like `docker stop`."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "leerbot.cli", *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "leerbot.cli",
+        *argv,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         yield proc
     finally:
@@ -78,8 +104,9 @@ async def running(argv: list[str], env: dict[str, str]) -> AsyncIterator[asyncio
                 await proc.wait()
 
 
-async def wait_healthy(argv: list[str], env: dict[str, str],
-                       proc: asyncio.subprocess.Process) -> None:
+async def wait_healthy(
+    argv: list[str], env: dict[str, str], proc: asyncio.subprocess.Process
+) -> None:
     """Run the service's health check until it passes (as Docker would)."""
     deadline = time.monotonic() + START_TIMEOUT
     last = Result(1, "", "")
@@ -112,9 +139,11 @@ async def pg_url(postgres_factory: PostgresFactory) -> str:
 
 async def test_the_webhook_deployment_runs_without_docker(pg_url: str) -> None:
     async with running_sandbox() as (sandbox_url, _sandbox):
+
         def env_of(service: str, **overrides: str) -> dict[str, str]:
-            return container_env(service, database_url=pg_url, sandbox_url=sandbox_url,
-                                 **overrides)
+            return container_env(
+                service, database_url=pg_url, sandbox_url=sandbox_url, **overrides
+            )
 
         # migrate: `leerbot db upgrade`, then the database is healthy.
         migrate = await leerbot(compose.command("migrate", env_of("migrate")), env_of("migrate"))
@@ -124,21 +153,32 @@ async def test_the_webhook_deployment_runs_without_docker(pg_url: str) -> None:
 
         dash_port, bot_port, sender_port = free_port(), free_port(), free_port()
         dash_env = env_of("dashboard")
-        dash_argv = [str(dash_port) if a == "8000" else a
-                     for a in compose.command("dashboard", dash_env)]
-        dash_argv = ["127.0.0.1" if a == "0.0.0.0" else a for a in dash_argv]  # noqa: S104
-        bot_env = env_of("bot", LEERBOT_WEBHOOK_LISTEN=f"127.0.0.1:{bot_port}",
-                         LEERBOT_WEBHOOK_URL=f"http://127.0.0.1:{bot_port}/telegram")
+        dash_argv = [
+            str(dash_port) if a == "8000" else a for a in compose.command("dashboard", dash_env)
+        ]
+        dash_argv = ["127.0.0.1" if a == "0.0.0.0" else a for a in dash_argv]
+        bot_env = env_of(
+            "bot",
+            LEERBOT_WEBHOOK_LISTEN=f"127.0.0.1:{bot_port}",
+            LEERBOT_WEBHOOK_URL=f"http://127.0.0.1:{bot_port}/telegram",
+        )
         sender_env = env_of("sender")
-        sender_argv = [f"127.0.0.1:{sender_port}" if a == "127.0.0.1:9464" else a
-                       for a in compose.command("sender", sender_env)]
+        sender_argv = [
+            f"127.0.0.1:{sender_port}" if a == "127.0.0.1:9464" else a
+            for a in compose.command("sender", sender_env)
+        ]
         dash_url = f"http://127.0.0.1:{dash_port}/healthz"
 
-        async with running(dash_argv, dash_env) as dashboard, \
-                running(compose.command("bot", bot_env), bot_env) as bot, \
-                running(sender_argv, sender_env) as sender:
-            await wait_healthy(health_argv("dashboard", dash_env, **{
-                "http://127.0.0.1:8000/healthz": dash_url}), dash_env, dashboard)
+        async with (
+            running(dash_argv, dash_env) as dashboard,
+            running(compose.command("bot", bot_env), bot_env) as bot,
+            running(sender_argv, sender_env) as sender,
+        ):
+            await wait_healthy(
+                health_argv("dashboard", dash_env, **{"http://127.0.0.1:8000/healthz": dash_url}),
+                dash_env,
+                dashboard,
+            )
             await wait_healthy(health_argv("bot", bot_env), bot_env, bot)
             await wait_healthy(health_argv("sender", sender_env), sender_env, sender)
             async with httpx.AsyncClient() as client:
@@ -147,11 +187,31 @@ async def test_the_webhook_deployment_runs_without_docker(pg_url: str) -> None:
 
             # A pupil writes; Telegram (the sandbox) POSTs to the webhook; `sender` answers.
             ops = env_of("migrate")
-            for argv in (["school", "add", "Sint-Jozef"],
-                         ["staff", "add", "--school", "Sint-Jozef", "--email", "an@sj.be",
-                          "--name", "An", "--role", "teacher"],
-                         ["class", "add", "--school", "Sint-Jozef", "--name", "5A",
-                          "--teacher", "an@sj.be"]):
+            for argv in (
+                ["school", "add", "Sint-Jozef"],
+                [
+                    "staff",
+                    "add",
+                    "--school",
+                    "Sint-Jozef",
+                    "--email",
+                    "an@sj.be",
+                    "--name",
+                    "An",
+                    "--role",
+                    "teacher",
+                ],
+                [
+                    "class",
+                    "add",
+                    "--school",
+                    "Sint-Jozef",
+                    "--name",
+                    "5A",
+                    "--teacher",
+                    "an@sj.be",
+                ],
+            ):
                 done = await leerbot(argv, ops)
                 assert done.code == 0, done.stderr
             code = done.stdout.split("join code:")[1].split()[0]
@@ -169,16 +229,22 @@ async def test_the_webhook_deployment_runs_without_docker(pg_url: str) -> None:
 WEAK_KEYS = ["", "changeme", "kort-en-zwak", "leerbot-local-demo-secret-key-not-for-production"]
 
 
-async def test_production_containers_refuse_a_weak_secret_key(pg_url: str) -> None:
+async def test_production_containers_refuse_a_weak_secret_key(sqlite_url: str) -> None:
+    # Settings are checked before anything connects: no database needed.
     async def attempt(service: str, key: str) -> tuple[str, str, Result]:
-        env = container_env(service, database_url=pg_url, sandbox_url="http://127.0.0.1:9",
-                            LEERBOT_SECRET_KEY=key)
+        env = container_env(
+            service,
+            database_url=sqlite_url,
+            sandbox_url="http://127.0.0.1:9",
+            LEERBOT_SECRET_KEY=key,
+        )
         if not key:
             env.pop("LEERBOT_SECRET_KEY")
         return service, key, await leerbot(compose.command(service, env), env, timeout=60)
 
-    results = await asyncio.gather(*(attempt(service, key) for key in WEAK_KEYS
-                                     for service in compose.app_services()))
+    results = await asyncio.gather(
+        *(attempt(service, key) for key in WEAK_KEYS for service in compose.app_services())
+    )
     assert len(results) == 4 * len(compose.app_services())
     for service, key, result in results:
         assert result.code == 2, f"{service} started with secret key {key!r}"

@@ -76,33 +76,52 @@ class Replay:
         status = self.status.get(self.module, "new")
         assignment = Assignment(module=self.module, status=status)  # type: ignore[arg-type]
         history = tuple(self.history) if needs_history(inbound) else None
-        return Context(catalog=self.catalog, assignments=(assignment,), class_name="5A",
-                       history=history, first_name="Noor")
+        return Context(
+            catalog=self.catalog,
+            assignments=(assignment,),
+            class_name="5A",
+            history=history,
+            first_name="Noor",
+        )
 
     def inbound(self, item: dict[str, Any]) -> Inbound:
         """The engine input for one case input."""
         if "text" in item:
             parse = item.get("parse")
-            return Inbound(kind=InboundKind.TEXT, text=str(item["text"]), parse=Parse(
-                intent=parse["intent"], confidence=float(parse["confidence"]),
-                source="rasa") if parse else None)
+            return Inbound(
+                kind=InboundKind.TEXT,
+                text=str(item["text"]),
+                parse=Parse(
+                    intent=parse["intent"], confidence=float(parse["confidence"]), source="rasa"
+                )
+                if parse
+                else None,
+            )
         if "press" in item:
-            return Inbound(kind=InboundKind.BUTTON, payload=self.find(item["press"],
-                                                                      item.get("on_input")))
+            return Inbound(
+                kind=InboundKind.BUTTON, payload=self.find(item["press"], item.get("on_input"))
+            )
         if "command" in item:
-            return Inbound(kind=InboundKind.COMMAND, command=str(item["command"]),
-                           args=str(item.get("args", "")))
+            return Inbound(
+                kind=InboundKind.COMMAND,
+                command=str(item["command"]),
+                args=str(item.get("args", "")),
+            )
         if "system" in item:
-            return Inbound(kind=InboundKind.SYSTEM, command=str(item["system"]),
-                           data=dict(item.get("data") or {"module": self.module}))
+            return Inbound(
+                kind=InboundKind.SYSTEM,
+                command=str(item["system"]),
+                data=dict(item.get("data") or {"module": self.module}),
+            )
         if "media" in item:
             return Inbound(kind=InboundKind.MEDIA, data={"media": item["media"]})
         raise ValueError(f"an input needs text, press, command, system or media: {item}")
 
     def find(self, label: str, on: int | None) -> str:
         """The payload of the button with this label on the newest keyboard, or input `on`'s."""
-        shown = self.keyboards[on - 1] if on else next(
-            (k for k in reversed(self.keyboards) if k), [])
+        shown = (
+            self.keyboards[on - 1] if on else next((k for k in reversed(self.keyboards) if k), [])
+        )
         for button in shown:
             if button.label == label:
                 return button.payload
@@ -131,11 +150,18 @@ class Replay:
         elif isinstance(event, AnswerRecorded):
             module = self.catalog.get(event.module)
             question = module.step(event.step).text.nl.split("?")[0].split(".")[0][:60]
-            self.history = [h for h in self.history
-                            if (h.module, h.step) != (event.module, event.step)]
-            self.history.append(HistoryItem(module=event.module, step=event.step,
-                                            question=question, display=event.display,
-                                            private=event.private))
+            self.history = [
+                h for h in self.history if (h.module, h.step) != (event.module, event.step)
+            ]
+            self.history.append(
+                HistoryItem(
+                    module=event.module,
+                    step=event.step,
+                    question=question,
+                    display=event.display,
+                    private=event.private,
+                )
+            )
 
 
 def describe(item: dict[str, Any]) -> str:
@@ -143,8 +169,9 @@ def describe(item: dict[str, Any]) -> str:
     if "text" in item:
         return f"text: {item['text']}"
     if "press" in item:
-        return f"press: {item['press']}" + (f" (on the keyboard of input {item['on_input']})"
-                                            if item.get("on_input") else "")
+        return f"press: {item['press']}" + (
+            f" (on the keyboard of input {item['on_input']})" if item.get("on_input") else ""
+        )
     if "command" in item:
         return f"/{item['command']}" + (f" {item['args']}" if item.get("args") else "")
     if "system" in item:
@@ -184,9 +211,13 @@ def replay(case: dict[str, Any], *, cat: Catalog | None = None) -> list[dict[str
     out: list[dict[str, Any]] = []
     for item in case["inputs"]:
         result = run.feed(item)
-        out.append({"input": describe(item),
-                    "messages": [message(o) for o in result.outbound],
-                    "events": [event(e) for e in result.events]})
+        out.append(
+            {
+                "input": describe(item),
+                "messages": [message(o) for o in result.outbound],
+                "events": [event(e) for e in result.events],
+            }
+        )
     return out
 
 
@@ -210,5 +241,11 @@ def dump_golden(case: dict[str, Any]) -> str:
     order = ["module", "lang", "about", "inputs", "expect"]
     ordered = {k: case[k] for k in order if k in case}
     ordered |= {k: v for k, v in case.items() if k not in ordered}
-    return yaml.dump(ordered, Dumper=_Dumper, allow_unicode=True, sort_keys=False,
-                     default_flow_style=False, width=99)
+    return yaml.dump(
+        ordered,
+        Dumper=_Dumper,
+        allow_unicode=True,
+        sort_keys=False,
+        default_flow_style=False,
+        width=99,
+    )

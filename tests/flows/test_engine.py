@@ -47,11 +47,26 @@ def started(module: str, *, cat: Catalog | None = None, lang: str = "nl") -> Rep
 def mini(steps: list[dict[str, Any]], **extra: Any) -> Module:
     """A small inline module; an end step is added when the steps have none."""
     if not any(s["type"] == "end" for s in steps):
-        steps = [*steps, {"id": "einde", "type": "end", "text": "Klaar.",
-                          "summary": "Dit heb je verteld: {a." + steps[0]["id"] + "}",
-                          "contact": "Wil je praten?"}]
-    return Module.model_validate({"id": "mini", "title": "Mini", "competency": "alle",
-                                  "description": "Test.", "steps": steps, **extra})
+        steps = [
+            *steps,
+            {
+                "id": "einde",
+                "type": "end",
+                "text": "Klaar.",
+                "summary": "Dit heb je verteld: {a." + steps[0]["id"] + "}",
+                "contact": "Wil je praten?",
+            },
+        ]
+    return Module.model_validate(
+        {
+            "id": "mini",
+            "title": "Mini",
+            "competency": "alle",
+            "description": "Test.",
+            "steps": steps,
+            **extra,
+        }
+    )
 
 
 def catalog_with(*modules: Module) -> Catalog:
@@ -82,9 +97,10 @@ def test_text_where_a_button_is_expected_repeats_the_question_with_its_buttons()
     pupil = started("hoe-gaat-het-op-school")
     shown = pupil.keyboards[-1]
     result = pupil.feed({"text": "euh ja"})
-    assert texts_of(result) == ["Kies een van de knoppen hieronder.",
-                                "Vraag 1 van 5\nHoe gaat het met jou op school? Er zijn geen "
-                                "foute antwoorden."]
+    assert texts_of(result) == [
+        "Kies een van de knoppen hieronder.",
+        "Vraag 1 van 5\nHoe gaat het met jou op school? Er zijn geen foute antwoorden.",
+    ]
     assert "🙂 Goed" in labels_of(result)
     # The keyboard already on screen stays valid: pressing it still answers.
     assert pupil.keyboards[-1] == shown
@@ -100,10 +116,16 @@ def test_a_typed_label_counts_as_the_button() -> None:
     assert [(a.step, a.value) for a in answers] == [("afwezig", "Meer dan 5")]
 
 
-@pytest.mark.parametrize(("answer", "said"), [
-    ("ok", "Dat is wat kort. Schrijf minstens 5 tekens. Eén zin is genoeg."),
-    ("x" * 501, "Dat is te lang (501 tekens). Schrijf maximaal 500 tekens. Maak het wat korter."),
-])
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("ok", "Dat is wat kort. Schrijf minstens 5 tekens. Eén zin is genoeg."),
+        (
+            "x" * 501,
+            "Dat is te lang (501 tekens). Schrijf maximaal 500 tekens. Maak het wat korter.",
+        ),
+    ],
+)
 def test_too_short_or_too_long_open_answers_are_told_kindly(answer: str, said: str) -> None:
     pupil = started("wie-ben-ik")
     pupil.feed({"press": "Weet ik niet"})
@@ -133,16 +155,19 @@ def test_weet_ik_niet_typed_in_an_open_question_gives_the_example() -> None:
     result = pupil.feed({"text": "geen idee"})
     assert texts_of(result) == [
         "Geen probleem. Een voorbeeld: thuis in de keuken. Of: bij de jeugdbeweging.",
-        "Wil je deze vraag overslaan?"]
+        "Wil je deze vraag overslaan?",
+    ]
     assert labels_of(result) == ["Sla over"]
 
 
 def test_ask_explain_rephrases_the_question() -> None:
     pupil = started("wie-ben-ik")
-    result = pupil.feed({"text": "wa bedoel je", "parse": {"intent": "ask_explain",
-                                                           "confidence": 0.9}})
+    result = pupil.feed(
+        {"text": "wa bedoel je", "parse": {"intent": "ask_explain", "confidence": 0.9}}
+    )
     assert texts_of(result) == [
-        "Ik zeg het anders: Waar heb je plezier in? Kies de dingen die je leuk vindt."]
+        "Ik zeg het anders: Waar heb je plezier in? Kies de dingen die je leuk vindt."
+    ]
 
 
 # ---------------------------------------------------------------- limits
@@ -165,8 +190,17 @@ def test_top3_refuses_a_fourth_choice_and_klaar_before_three() -> None:
 
 
 def test_multi_choice_with_a_maximum_refuses_one_more() -> None:
-    module = mini([{"id": "kies", "type": "multi_choice", "text": "Kies er 2.",
-                    "max_choices": 2, "options": ["A", "B", "C"]}])
+    module = mini(
+        [
+            {
+                "id": "kies",
+                "type": "multi_choice",
+                "text": "Kies er 2.",
+                "max_choices": 2,
+                "options": ["A", "B", "C"],
+            }
+        ]
+    )
     pupil = started("mini", cat=catalog_with(module))
     pupil.feed({"press": "A"})
     pupil.feed({"press": "B"})
@@ -180,28 +214,50 @@ def test_multi_choice_with_a_maximum_refuses_one_more() -> None:
 
 
 BRANCHING = [
-    {"id": "richting", "type": "single_choice", "text": "Welke richting?",
-     "options": ["Hout", "Zorg"]},
-    {"id": "gevoel", "type": "scale", "text": "Hoe gaat het?",
-     "scale": {1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}},
-    {"id": "samen", "type": "summary", "text": "Je koos {a.richting} en gaf een {a.gevoel}.",
-     "branch": [{"if": {"answer": "richting", "eq": "Zorg"}, "next": "zorg"}],
-     "next": "hout"},
-    {"id": "hout", "type": "open_text", "text": "Wat maak je graag?", "hint": "een kast",
-     "next": "einde"},
-    {"id": "zorg", "type": "open_text", "text": "Wie help je graag?", "hint": "oma",
-     "next": "einde"},
+    {
+        "id": "richting",
+        "type": "single_choice",
+        "text": "Welke richting?",
+        "options": ["Hout", "Zorg"],
+    },
+    {
+        "id": "gevoel",
+        "type": "scale",
+        "text": "Hoe gaat het?",
+        "scale": {1: "1", 2: "2", 3: "3", 4: "4", 5: "5"},
+    },
+    {
+        "id": "samen",
+        "type": "summary",
+        "text": "Je koos {a.richting} en gaf een {a.gevoel}.",
+        "branch": [{"if": {"answer": "richting", "eq": "Zorg"}, "next": "zorg"}],
+        "next": "hout",
+    },
+    {
+        "id": "hout",
+        "type": "open_text",
+        "text": "Wat maak je graag?",
+        "hint": "een kast",
+        "next": "einde",
+    },
+    {
+        "id": "zorg",
+        "type": "open_text",
+        "text": "Wie help je graag?",
+        "hint": "oma",
+        "next": "einde",
+    },
 ]
 
 
-@pytest.mark.parametrize(("choice", "question"), [("Hout", "Wat maak je graag?"),
-                                                   ("Zorg", "Wie help je graag?")])
+@pytest.mark.parametrize(
+    ("choice", "question"), [("Hout", "Wat maak je graag?"), ("Zorg", "Wie help je graag?")]
+)
 def test_a_branch_on_an_earlier_answer_picks_the_path(choice: str, question: str) -> None:
     pupil = started("mini", cat=catalog_with(mini(BRANCHING)))
     pupil.feed({"press": choice})
     result = pupil.feed({"press": "2"})
-    assert texts_of(result) == [f"Je koos {choice} en gaf een 2.",
-                                f"Vraag 3 van 3\n{question}"]
+    assert texts_of(result) == [f"Je koos {choice} en gaf een 2.", f"Vraag 3 van 3\n{question}"]
 
 
 def test_option_contact_request_raises_the_step_flag_and_tells_the_pupil() -> None:
@@ -211,14 +267,25 @@ def test_option_contact_request_raises_the_step_flag_and_tells_the_pupil() -> No
     result = pupil.feed({"press": "Ja, graag"})
     flags = [e for e in result.events if isinstance(e, FlagRaised)]
     assert [(f.level, f.reason, f.target) for f in flags] == [
-        ("zorg", "stage_slecht_behandeld", "begeleider")]
-    assert texts_of(result)[0] == ("Oké. Ik laat het weten aan de leerlingenbegeleider. "
-                                   "Op een schooldag neemt die contact met je op.")
+        ("zorg", "stage_slecht_behandeld", "begeleider")
+    ]
+    assert texts_of(result)[0] == (
+        "Oké. Ik laat het weten aan de leerlingenbegeleider. "
+        "Op een schooldag neemt die contact met je op."
+    )
 
 
 def test_contact_request_without_a_step_flag_is_a_plain_contact_request() -> None:
-    module = mini([{"id": "hulp", "type": "single_choice", "text": "Wil je hulp?",
-                    "options": [{"label": "Ja", "action": "contact_request"}, "Nee"]}])
+    module = mini(
+        [
+            {
+                "id": "hulp",
+                "type": "single_choice",
+                "text": "Wil je hulp?",
+                "options": [{"label": "Ja", "action": "contact_request"}, "Nee"],
+            }
+        ]
+    )
     pupil = started("mini", cat=catalog_with(module))
     result = pupil.feed({"press": "Ja"})
     flags = [e for e in result.events if isinstance(e, FlagRaised)]
@@ -226,24 +293,46 @@ def test_contact_request_without_a_step_flag_is_a_plain_contact_request() -> Non
 
 
 def test_a_step_flag_without_consent_is_raised_when_the_step_is_reached() -> None:
-    module = mini([{"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
-                   {"id": "b", "type": "message", "text": "Oké.",
-                    "flag": {"level": "aandacht", "reason": "test"}}])
+    module = mini(
+        [
+            {"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
+            {
+                "id": "b",
+                "type": "message",
+                "text": "Oké.",
+                "flag": {"level": "aandacht", "reason": "test"},
+            },
+        ]
+    )
     pupil = started("mini", cat=catalog_with(module))
     result = pupil.feed({"press": "Ja"})
     assert [(e.level, e.reason) for e in result.events if isinstance(e, FlagRaised)] == [
-        ("aandacht", "test")]
+        ("aandacht", "test")
+    ]
 
 
 def test_a_module_rule_without_consent_flags_when_the_answers_are_complete() -> None:
-    module = mini([{"id": "gevoel", "type": "scale", "text": "Hoe gaat het?",
-                    "scale": {1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}}],
-                  rules=[{"any": [{"answer": "gevoel", "lte": 2}],
-                          "flag": {"level": "aandacht", "reason": "laag"}}])
+    module = mini(
+        [
+            {
+                "id": "gevoel",
+                "type": "scale",
+                "text": "Hoe gaat het?",
+                "scale": {1: "1", 2: "2", 3: "3", 4: "4", 5: "5"},
+            }
+        ],
+        rules=[
+            {
+                "any": [{"answer": "gevoel", "lte": 2}],
+                "flag": {"level": "aandacht", "reason": "laag"},
+            }
+        ],
+    )
     pupil = started("mini", cat=catalog_with(module))
     result = pupil.feed({"press": "1"})
     assert [(e.level, e.reason) for e in result.events if isinstance(e, FlagRaised)] == [
-        ("aandacht", "laag")]
+        ("aandacht", "laag")
+    ]
     assert texts_of(result)[0] == "Klaar.\n\nDit heb je verteld: 1"
 
 
@@ -264,7 +353,7 @@ def test_private_answers_are_marked_in_the_event_and_shown_with_a_lock() -> None
     pupil = started("mijn-stage")
     pupil.feed({"press": "🙂 Goed"})
     result = pupil.feed({"press": "🔒 Alleen voor mij"})
-    assert "🔒 Alleen voor mij ✅" in labels_of(result)
+    assert "✅ Alleen voor mij" in labels_of(result)
     assert result.outbound[0].edit
     result = pupil.feed({"text": "Hij herstelt auto's"})
     recorded = [e for e in result.events if isinstance(e, AnswerRecorded)]
@@ -290,8 +379,10 @@ def test_pupil_resumes_module_after_pause_days_later_at_the_same_question() -> N
     pupil = started("mijn-volgende-stap")
     pupil.feed({"press": "Duaal leren"})
     result = pupil.feed({"command": "pauze"})
-    assert texts_of(result) == ['Oké, we pauzeren "Mijn volgende stap". Je antwoorden zijn '
-                                "bewaard. Typ /verder als je verder wil."]
+    assert texts_of(result) == [
+        'Oké, we pauzeren "Mijn volgende stap". Je antwoorden zijn '
+        "bewaard. Typ /verder als je verder wil."
+    ]
     assert pupil.state.run is None
     result = pupil.feed({"text": "verder", "at": "2026-03-16T08:00:00+00:00"})
     assert texts_of(result)[0] == 'Welkom terug! We gaan verder met "Mijn volgende stap".'
@@ -320,43 +411,69 @@ def test_pauze_outside_a_module_says_there_is_nothing_to_pause() -> None:
 
 
 def test_a_run_keeps_its_version_after_the_module_is_edited() -> None:
-    original = mini([{"id": "a", "type": "single_choice", "text": "Vraag A?",
-                      "options": ["Ja", "Nee"]},
-                     {"id": "b", "type": "single_choice", "text": "Vraag B?",
-                      "options": ["Ja", "Nee"]}])
+    original = mini(
+        [
+            {"id": "a", "type": "single_choice", "text": "Vraag A?", "options": ["Ja", "Nee"]},
+            {"id": "b", "type": "single_choice", "text": "Vraag B?", "options": ["Ja", "Nee"]},
+        ]
+    )
     cat = catalog_with(original)
     pupil = started("mini", cat=cat)
-    edited = original.model_copy(update={"steps": [
-        original.steps[0].model_copy(update={"text": original.steps[0].text.model_copy(
-            update={"nl": "Nieuwe vraag A?"})}),
-        *original.steps[1:]]})
+    edited = original.model_copy(
+        update={
+            "steps": [
+                original.steps[0].model_copy(
+                    update={
+                        "text": original.steps[0].text.model_copy(update={"nl": "Nieuwe vraag A?"})
+                    }
+                ),
+                *original.steps[1:],
+            ]
+        }
+    )
     assert edited.version != original.version
     cat.add(edited)  # the new version is current; the old one stays known
     result = pupil.feed({"press": "Ja"})
     assert texts_of(result) == ["Vraag 2 van 2\nVraag B?"]
-    assert pupil.state.run is not None and pupil.state.run.version == original.version
+    assert pupil.state.run is not None
+    assert pupil.state.run.version == original.version
     fresh = started("mini", cat=cat)
-    assert fresh.state.run is not None and fresh.state.run.version == edited.version
+    assert fresh.state.run is not None
+    assert fresh.state.run.version == edited.version
 
 
 def test_a_run_whose_version_and_step_are_gone_carries_on_at_the_first_open_question() -> None:
-    original = mini([{"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
-                     {"id": "b", "type": "single_choice", "text": "B?", "options": ["Ja"]},
-                     {"id": "c", "type": "single_choice", "text": "C?", "options": ["Ja"]}])
+    original = mini(
+        [
+            {"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
+            {"id": "b", "type": "single_choice", "text": "B?", "options": ["Ja"]},
+            {"id": "c", "type": "single_choice", "text": "C?", "options": ["Ja"]},
+        ]
+    )
     pupil = started("mini", cat=catalog_with(original))
     pupil.feed({"press": "Ja"})
-    renamed = mini([{"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
-                    {"id": "b2", "type": "single_choice", "text": "B2?", "options": ["Ja"]},
-                    {"id": "c", "type": "single_choice", "text": "C?", "options": ["Ja"]}])
+    renamed = mini(
+        [
+            {"id": "a", "type": "single_choice", "text": "A?", "options": ["Ja"]},
+            {"id": "b2", "type": "single_choice", "text": "B2?", "options": ["Ja"]},
+            {"id": "c", "type": "single_choice", "text": "C?", "options": ["Ja"]},
+        ]
+    )
     pupil.catalog = catalog_with(renamed)  # a restart that lost the old version
     result = pupil.feed({"text": "iets"})
     assert texts_of(result)[-1] == "Vraag 2 van 3\nB2?"
-    assert pupil.state.run is not None and pupil.state.run.version == renamed.version
+    assert pupil.state.run is not None
+    assert pupil.state.run.version == renamed.version
 
 
-TRANSLATED = [{"id": "vraag", "type": "single_choice",
-               "text": {"nl": "Hoe gaat het?", "en": "How are you?"},
-               "options": [{"label": {"nl": "Goed", "en": "Good"}}, "Slecht"]}]
+TRANSLATED = [
+    {
+        "id": "vraag",
+        "type": "single_choice",
+        "text": {"nl": "Hoe gaat het?", "en": "How are you?"},
+        "options": [{"label": {"nl": "Goed", "en": "Good"}}, "Slecht"],
+    }
+]
 
 
 def test_a_translated_question_is_shown_in_the_pupils_language() -> None:
@@ -380,15 +497,15 @@ def test_a_missing_translation_falls_back_to_dutch() -> None:
 
 
 def reminder(pupil: Replay, at: str, module: str | None = None) -> StepResult:
-    return pupil.feed({"system": "reminder", "at": at,
-                       "data": {"module": module or pupil.module}})
+    return pupil.feed({"system": "reminder", "at": at, "data": {"module": module or pupil.module}})
 
 
 def test_a_reminder_comes_once_a_day_with_a_start_button() -> None:
     pupil = Replay("terugblik")
     first = reminder(pupil, "2026-03-10T09:00:00+00:00")
-    assert texts_of(first) == ['Hoi! Je opdracht "Terugblik" wacht nog op jou. Het duurt maar '
-                               "een paar minuten."]
+    assert texts_of(first) == [
+        'Hoi! Je opdracht "Terugblik" wacht nog op jou. Het duurt maar een paar minuten.'
+    ]
     assert labels_of(first) == ["Start", "Geen herinneringen meer"]
     assert reminder(pupil, "2026-03-10T15:00:00+00:00").outbound == ()
     assert texts_of(reminder(pupil, "2026-03-11T09:00:00+00:00"))
@@ -413,19 +530,42 @@ def test_step_does_not_change_the_state_it_was_given() -> None:
     state = PupilState(mode="menu", age_band="13plus")
     ctx = Context(catalog=cat, assignments=(Assignment(module="wie-ben-ik"),))
     before = state.model_dump()
-    result = step(state, Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:m:wie-ben-ik"),
-                  ctx, now=NOW)
+    result = step(
+        state, Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:m:wie-ben-ik"), ctx, now=NOW
+    )
     assert result.state.run is not None
     assert state.model_dump() == before
 
 
-@pytest.mark.parametrize(("mode", "text", "wanted"), [
-    ("module", "ik weet het echt niet zo goed", True),
-    ("module", "pauze", False),
-    ("menu", "verder", False),
-    ("new", "hallo", False),
-])
-def test_needs_nlu_only_for_free_text_that_may_carry_an_intent(mode: str, text: str,
-                                                                wanted: bool) -> None:
+@pytest.mark.parametrize(
+    ("mode", "text", "wanted"),
+    [
+        ("module", "ik weet het echt niet zo goed", True),
+        ("module", "pauze", False),
+        ("menu", "verder", False),
+        ("new", "hallo", False),
+    ],
+)
+def test_needs_nlu_only_for_free_text_that_may_carry_an_intent(
+    mode: str, text: str, wanted: bool
+) -> None:
     state = PupilState(mode=mode)  # type: ignore[arg-type]
     assert needs_nlu(state, Inbound(kind=InboundKind.TEXT, text=text)) is wanted
+
+
+def test_mijnantwoorden_in_a_module_shows_the_answers_then_the_same_question() -> None:
+    pupil = started("wie-ben-ik")
+    pupil.feed({"press": "Buiten zijn"})
+    pupil.feed({"press": "Klaar ✅"})
+    result = pupil.feed({"command": "mijnantwoorden"})
+    assert texts_of(result)[0].splitlines()[-1] == "• Wat doe je graag: Buiten zijn"
+    assert texts_of(result)[1].startswith("Vraag 2 van 5\nWaar ben je goed in?")
+    assert pupil.state.mode == "module"
+
+
+def test_going_to_the_menu_in_a_module_pauses_it() -> None:
+    pupil = started("wie-ben-ik")
+    result = pupil.feed({"text": "menu"})
+    assert [type(e).__name__ for e in result.events] == ["RunPaused"]
+    assert pupil.state.run is None
+    assert "wie-ben-ik" in pupil.state.paused

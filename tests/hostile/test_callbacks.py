@@ -1,4 +1,4 @@
-"""Callback data is opaque and authenticated: forged, foreign and replayed buttons change nothing."""
+"""Callback data is opaque and signed: forged, foreign and replayed buttons change nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from tests.support.ptb import BotRig
 
 # What the pupil did and where they are; not the bot's reply to this very press (its outbox
 # rows and transcript lines) nor the "last touched" timestamps.
-DOMAIN_ONLY = {"outbox", "transcript", "processed_update", "pupil.last_seen_at",
-               "run.updated_at"}
+DOMAIN_ONLY = {"outbox", "transcript", "processed_update", "pupil.last_seen_at", "run.updated_at"}
 
 
 async def in_module(rig: BotRig) -> int:
@@ -44,7 +43,8 @@ def forgeries(rig: BotRig, chat_id: int, genuine: str) -> dict[str, str]:
 
 
 async def test_forged_and_foreign_callback_data_change_nothing(
-        rig: BotRig, caplog: pytest.LogCaptureFixture) -> None:
+    rig: BotRig, caplog: pytest.LogCaptureFixture
+) -> None:
     noor = await in_module(rig)
     pupil = await rig.pupil(noor)
     assert pupil is not None
@@ -56,29 +56,34 @@ async def test_forged_and_foreign_callback_data_change_nothing(
         await rig.feed(updates.callback(update_id=rig.next_update(), user_id=noor, data=data))
         changed = diff(before, await snapshot(rig.runtime.engine))
         assert changed == [], f"{name}: {changed}"
-        rejected = [r.getMessage() for r in caplog.records
-                    if r.name == "leerbot.conversation" and r.levelno == logging.WARNING]
-        assert rejected == [f"rejected callback data from {pupil.pseudonym} "
-                            "(forged or foreign)"], name
+        rejected = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "leerbot.conversation" and r.levelno == logging.WARNING
+        ]
+        assert rejected == [
+            f"rejected callback data from {pupil.pseudonym} (forged or foreign)"
+        ], name
     assert rig.errors == []
 
 
 async def test_a_button_from_another_chat_pressed_by_a_stranger_stores_nothing(
-        rig: BotRig) -> None:
+    rig: BotRig,
+) -> None:
     noor = await in_module(rig)
     genuine, _ = (await rig.buttons(noor))["Met mijn handen werken"]
     stranger = await rig.sandbox_user("Mallory")
     before = await snapshot(rig.runtime.engine)
     # Mallory copies Noor's callback data into her own chat.
-    await rig.feed(updates.callback(update_id=rig.next_update(), user_id=stranger,
-                                    data=genuine))
+    await rig.feed(updates.callback(update_id=rig.next_update(), user_id=stranger, data=genuine))
     assert diff(before, await snapshot(rig.runtime.engine)) == []
     assert await rig.pupil(stranger) is None
     assert rig.errors == []
 
 
 async def test_replayed_button_is_caught_by_the_turn_counter(
-        rig: BotRig, caplog: pytest.LogCaptureFixture) -> None:
+    rig: BotRig, caplog: pytest.LogCaptureFixture
+) -> None:
     noor = await in_module(rig)
     pupil = await rig.pupil(noor)
     assert pupil is not None
@@ -90,8 +95,11 @@ async def test_replayed_button_is_caught_by_the_turn_counter(
     caplog.set_level(logging.INFO, logger="leerbot")
     for label in ("Met mijn handen werken", "Klaar ✅"):
         data, message_id = old[label]
-        await rig.feed(updates.callback(update_id=rig.next_update(), user_id=noor, data=data,
-                                        message_id=message_id))
+        await rig.feed(
+            updates.callback(
+                update_id=rig.next_update(), user_id=noor, data=data, message_id=message_id
+            )
+        )
     assert diff(before, await snapshot(rig.runtime.engine, skip=DOMAIN_ONLY)) == []
     replies = await rig.texts(noor, after=mark)
     assert replies.count("Die knop is niet meer geldig. Hier is de vraag van nu.") == 2
@@ -103,8 +111,9 @@ async def test_replayed_button_is_caught_by_the_turn_counter(
 async def test_a_redelivered_update_has_no_second_effect(rig: BotRig) -> None:
     noor = await in_module(rig)
     data, message_id = (await rig.buttons(noor))["Buiten zijn"]
-    update = updates.callback(update_id=rig.next_update(), user_id=noor, data=data,
-                              message_id=message_id)
+    update = updates.callback(
+        update_id=rig.next_update(), user_id=noor, data=data, message_id=message_id
+    )
     await rig.feed(update)
     before = await snapshot(rig.runtime.engine)
     await rig.feed(update)  # Telegram delivers the same update again

@@ -11,11 +11,18 @@ from tests.support.ptb import BotRig
 REFUSAL = "Ik werk alleen in een privégesprek. Stuur mij een persoonlijk bericht."
 
 
-def group_updates(rig: BotRig, *, group: int, supergroup: int, channel: int, user_id: int,
-                  code: str) -> dict[str, dict[str, Any]]:
+def group_updates(
+    rig: BotRig, *, group: int, supergroup: int, channel: int, user_id: int, code: str
+) -> dict[str, dict[str, Any]]:
     def msg(chat_id: int, chat_type: str, text: str | None, **extra: Any) -> dict[str, Any]:
-        return updates.message(update_id=rig.next_update(), user_id=user_id, chat_id=chat_id,
-                               chat_type=chat_type, text=text, **extra)
+        return updates.message(
+            update_id=rig.next_update(),
+            user_id=user_id,
+            chat_id=chat_id,
+            chat_type=chat_type,
+            text=text,
+            **extra,
+        )
 
     bot_user = updates.user(424242, "Leerbot", is_bot=True, username="leerbot_test_bot")
     return {
@@ -25,18 +32,28 @@ def group_updates(rig: BotRig, *, group: int, supergroup: int, channel: int, use
         "group_bot_added": msg(group, "group", None, new_chat_members=[bot_user]),
         "supergroup_menu": msg(supergroup, "supergroup", "/menu@leerbot_test_bot"),
         "supergroup_text": msg(supergroup, "supergroup", "hallo allemaal"),
-        "supergroup_edit": msg(supergroup, "supergroup", "/start", key="edited_message",
-                               edit_date=1),
+        "supergroup_edit": msg(
+            supergroup, "supergroup", "/start", key="edited_message", edit_date=1
+        ),
         "channel_post": msg(channel, "channel", "/start " + code, key="channel_post"),
-        "channel_edit": msg(channel, "channel", "nieuws", key="edited_channel_post",
-                            edit_date=1),
-        "group_button": updates.callback(update_id=rig.next_update(), user_id=user_id,
-                                         chat_id=group, chat_type="group",
-                                         data="1:menu|AAAAAAAAAAAA"),
-        "group_member_change": {"update_id": rig.next_update(), "my_chat_member": {
-            "chat": updates.chat(group, "group"), "from": updates.user(user_id),
-            "date": 1, "old_chat_member": {"status": "left", "user": bot_user},
-            "new_chat_member": {"status": "member", "user": bot_user}}},
+        "channel_edit": msg(channel, "channel", "nieuws", key="edited_channel_post", edit_date=1),
+        "group_button": updates.callback(
+            update_id=rig.next_update(),
+            user_id=user_id,
+            chat_id=group,
+            chat_type="group",
+            data="1:menu|AAAAAAAAAAAA",
+        ),
+        "group_member_change": {
+            "update_id": rig.next_update(),
+            "my_chat_member": {
+                "chat": updates.chat(group, "group"),
+                "from": updates.user(user_id),
+                "date": 1,
+                "old_chat_member": {"status": "left", "user": bot_user},
+                "new_chat_member": {"status": "member", "user": bot_user},
+            },
+        },
     }
 
 
@@ -49,8 +66,9 @@ async def test_group_supergroup_and_channel_updates_store_nothing(rig: BotRig) -
     stranger = await rig.sandbox_user("Mallory")
     before = await snapshot(rig.runtime.engine)
     for who in (pupil, stranger):
-        cases = group_updates(rig, group=group, supergroup=supergroup, channel=channel,
-                              user_id=who, code=code)
+        cases = group_updates(
+            rig, group=group, supergroup=supergroup, channel=channel, user_id=who, code=code
+        )
         for name, update in cases.items():
             await rig.feed(update)
             changed = diff(before, await snapshot(rig.runtime.engine))

@@ -12,8 +12,10 @@ from tests.support.stack import running_stack
 
 pytestmark = pytest.mark.e2e
 
-UNDER_13 = ("Je bent jonger dan 13. Dan moet een ouder het goed vinden dat je Leerbot gebruikt. "
-            "Je school vraagt dat aan je ouders.")
+UNDER_13 = (
+    "Je bent jonger dan 13. Dan moet een ouder het goed vinden dat je Leerbot gebruikt. "
+    "Je school vraagt dat aan je ouders."
+)
 
 
 def texts(messages: list[BotMessage]) -> str:
@@ -24,10 +26,10 @@ async def pupil_row(url: str, user_id: int) -> tuple[Pupil, int]:
     engine = make_engine(url)
     try:
         async with make_sessions(engine)() as session:
-            pupil = (await session.scalars(select(Pupil).where(
-                Pupil.telegram_user_id == user_id))).one()
-            runs = len((await session.scalars(select(Run).where(
-                Run.pupil_id == pupil.id))).all())
+            pupil = (
+                await session.scalars(select(Pupil).where(Pupil.telegram_user_id == user_id))
+            ).one()
+            runs = len((await session.scalars(select(Run).where(Run.pupil_id == pupil.id))).all())
             return pupil, runs
     finally:
         await engine.dispose()

@@ -24,14 +24,21 @@ async def close_with_staff_note(rig: BotRig, note: str) -> None:
     async with rig.runtime.sessions.begin() as session:
         school = await repo.school_by_name(session, "Sint-Jozef VTI")
         assert school is not None
-        counsellor = await repo.add_staff(session, school=school, email="sara@school.be",
-                                          name="Sara", role="counsellor", password_hash=None)
+        counsellor = await repo.add_staff(
+            session,
+            school=school,
+            email="sara@school.be",
+            name="Sara",
+            role="counsellor",
+            password_hash=None,
+        )
         for flag in (await session.scalars(select(Flag))).all():
             flag.state = "closed"
             flag.closed_at = now
             flag.close_note = note
-            await repo.add_flag_event(session, flag=flag, action="closed",
-                                      staff_id=counsellor.id, note=note, now=now)
+            await repo.add_flag_event(
+                session, flag=flag, action="closed", staff_id=counsellor.id, note=note, now=now
+            )
 
 
 async def rows_of(rig: BotRig, pupil_id: int) -> dict[str, int]:
@@ -41,9 +48,12 @@ async def rows_of(rig: BotRig, pupil_id: int) -> dict[str, int]:
         for mapper in Base.registry.mappers:
             table = mapper.local_table
             if "pupil_id" in table.c:
-                counts[table.name] = int(await session.scalar(
-                    select(func.count()).select_from(table).where(
-                        table.c.pupil_id == pupil_id)) or 0)
+                counts[table.name] = int(
+                    await session.scalar(
+                        select(func.count()).select_from(table).where(table.c.pupil_id == pupil_id)
+                    )
+                    or 0
+                )
     return counts
 
 
@@ -102,8 +112,12 @@ async def test_vergeetmij_leaves_only_a_pseudonymised_flag(rig: BotRig) -> None:
     assert "Gesprek gehad op 12/3, verder met het CLB." in notes
     # Only the goodbye waits for the chat, tied to nobody.
     assert [(r.pupil_id, r.payload["text"]) for r in goodbye] == [
-        (None, "Je gegevens zijn gewist. Wil je later opnieuw starten? "
-               "Open dan de link van je leerkracht.")]
+        (
+            None,
+            "Je gegevens zijn gewist. Wil je later opnieuw starten? "
+            "Open dan de link van je leerkracht.",
+        )
+    ]
 
 
 async def test_pupil_who_says_no_keeps_everything(rig: BotRig) -> None:
@@ -111,14 +125,18 @@ async def test_pupil_who_says_no_keeps_everything(rig: BotRig) -> None:
     noor = await rig.join(code)
     await answer_first_steps(rig, noor, EXAMPLE)
     await rig.say(noor, "/vergeetmij")  # pauses the module, like /menu
-    before = await snapshot(rig.runtime.engine, skip={"outbox", "transcript",
-                                                      "processed_update", "pupil"})
+    before = await snapshot(
+        rig.runtime.engine, skip={"outbox", "transcript", "processed_update", "pupil"}
+    )
     mark = await rig.last_outbox_id()
     await rig.press(noor, "Nee, toch niet")
-    assert (await rig.texts(noor, after=mark))[:2] == ["Oké, ik wis niets.",
-                                                      "Wat wil je doen? Kies hieronder."]
-    after = await snapshot(rig.runtime.engine, skip={"outbox", "transcript",
-                                                     "processed_update", "pupil"})
+    assert (await rig.texts(noor, after=mark))[:2] == [
+        "Oké, ik wis niets.",
+        "Wat wil je doen? Kies hieronder.",
+    ]
+    after = await snapshot(
+        rig.runtime.engine, skip={"outbox", "transcript", "processed_update", "pupil"}
+    )
     assert after == before
     assert await rig.pupil(noor) is not None
 
@@ -132,7 +150,8 @@ async def test_erased_pupil_is_a_stranger_afterwards(rig: BotRig) -> None:
     await rig.say(noor, "hallo?")
     assert await rig.texts(noor, after=mark) == [
         "Hoi! Ik ben Leerbot. Om te starten heb je de link van je leerkracht nodig. "
-        "Vraag je leerkracht om de link of de QR-code."]
+        "Vraag je leerkracht om de link of de QR-code."
+    ]
     assert await rig.pupil(noor) is None
     # Joining again starts from nothing.
     await rig.join(code, user_id=noor)

@@ -19,8 +19,11 @@ STAFF_NOTE = "Vader gebeld, thuissituatie moeilijk (intern)"
 
 async def export_row(rig: BotRig, chat_id: int) -> Outbox:
     async with rig.runtime.sessions() as session:
-        rows = (await session.scalars(select(Outbox).where(
-            Outbox.chat_id == chat_id, Outbox.method == "sendDocument"))).all()
+        rows = (
+            await session.scalars(
+                select(Outbox).where(Outbox.chat_id == chat_id, Outbox.method == "sendDocument")
+            )
+        ).all()
     assert len(rows) == 1, rows
     return rows[0]
 
@@ -46,26 +49,34 @@ async def test_mijngegevens_sends_own_data_without_staff_notes(rig: BotRig) -> N
     async with rig.runtime.sessions.begin() as session:
         flag = (await session.scalars(select(Flag))).one()
         flag.close_note = STAFF_NOTE
-        await repo.add_flag_event(session, flag=flag, action="note", staff_id=None,
-                                  note=STAFF_NOTE, now=now)
+        await repo.add_flag_event(
+            session, flag=flag, action="note", staff_id=None, note=STAFF_NOTE, now=now
+        )
 
     await rig.say(noor, "/mijngegevens")
 
     row = await export_row(rig, noor)
-    assert row.payload["caption"] == ("Dit zijn al je gegevens bij Leerbot. "
-                                      "Alleen jij krijgt dit bestand.")
+    assert row.payload["caption"] == (
+        "Dit zijn al je gegevens bij Leerbot. Alleen jij krijgt dit bestand."
+    )
     assert row.payload["filename"] == "mijn-gegevens-leerbot.txt"
     assert row.pupil_id is not None
     text = base64.b64decode(row.payload["document_b64"]).decode("utf-8")
     assert text.startswith("Jouw gegevens bij Leerbot\n")
-    for expected in ("Voornaam: Noortje", "Klas: 5A", "School: Sint-Jozef VTI",
-                     "Leeftijd: 13 of ouder", "- Wie ben ik?: op pauze.",
-                     "- Wat doe je graag? Kies alles wat past. Druk dan op Klaar.\n"
-                     "  Jouw antwoord: Buiten zijn",
-                     "Ik leer snel, Ik ben stipt, Ik help graag",
-                     f"{EXAMPLE} (alleen voor jou)",
-                     "je wou met iemand praten. Nog open.",
-                     f"jij: {EXAMPLE}", "Leerbot: Vraag 1 van 5"):
+    for expected in (
+        "Voornaam: Noortje",
+        "Klas: 5A",
+        "School: Sint-Jozef VTI",
+        "Leeftijd: 13 of ouder",
+        "- Wie ben ik?: op pauze.",
+        "- Wat doe je graag? Kies alles wat past. Druk dan op Klaar.\n"
+        "  Jouw antwoord: Buiten zijn",
+        "Ik leer snel, Ik ben stipt, Ik help graag",
+        f"{EXAMPLE} (alleen voor jou)",
+        "je wou met iemand praten. Nog open.",
+        f"jij: {EXAMPLE}",
+        "Leerbot: Vraag 1 van 5",
+    ):
         assert expected in text, f"{expected!r} missing from:\n{text}"
     assert STAFF_NOTE not in text
     assert OTHER_EXAMPLE not in text

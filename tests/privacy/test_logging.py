@@ -16,8 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("bot", "flows", "store", "nlu", "dashboard", "leerbot", "content")
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
 # Identifiers that are, or lead to, who a pupil is on Telegram.
-IDENTIFYING = {"telegram_user_id", "user_id", "chat_id", "first_name", "last_name", "username",
-               "phone_number", "from_user", "effective_user", "effective_chat"}
+IDENTIFYING = {
+    "telegram_user_id",
+    "user_id",
+    "chat_id",
+    "first_name",
+    "last_name",
+    "username",
+    "phone_number",
+    "from_user",
+    "effective_user",
+    "effective_chat",
+}
 
 
 def _names(node: ast.AST) -> set[str]:
@@ -35,9 +45,13 @@ def identifying_log_calls(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     problems = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in LOG_METHODS and isinstance(node.func.value, ast.Name)
-                and node.func.value.id in {"log", "logger", "_log", "LOG"}):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in LOG_METHODS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in {"log", "logger", "_log", "LOG"}
+        ):
             continue
         args = node.args[1:] + [k.value for k in node.keywords if k.arg != "exc_info"]
         if node.args and isinstance(node.args[0], ast.JoinedStr):
@@ -49,21 +63,29 @@ def identifying_log_calls(path: Path) -> list[str]:
 
 
 def test_no_log_call_passes_a_telegram_id_or_name() -> None:
-    files = [p for package in PACKAGES for p in (ROOT / package).rglob("*.py")
-             if "migrations" not in p.parts]
+    files = [
+        p
+        for package in PACKAGES
+        for p in (ROOT / package).rglob("*.py")
+        if "migrations" not in p.parts
+    ]
     assert len(files) > 20
     problems = [line for path in files for line in identifying_log_calls(path)]
     assert problems == [], "log the pupil's pseudonym instead:\n" + "\n".join(problems)
 
 
-async def test_a_conversation_logs_pseudonyms_only(rig: BotRig,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_conversation_logs_pseudonyms_only(
+    rig: BotRig, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="leerbot")
     code = await rig.seed_class()
     noor = await rig.join(code, name="Kunigunde")
     await answer_first_steps(rig, noor, "ik hielp mijn oma met boodschappen")
-    await rig.feed(updates.callback(update_id=rig.next_update(), user_id=noor,
-                                    data="1:m:wie-ben-ik|AAAAAAAAAAAA"))
+    await rig.feed(
+        updates.callback(
+            update_id=rig.next_update(), user_id=noor, data="1:m:wie-ben-ik|AAAAAAAAAAAA"
+        )
+    )
     await rig.say(noor, "ik wil dood")
     await rig.say(noor, "/mijngegevens")
     await rig.say(noor, "/vergeetmij")

@@ -34,21 +34,78 @@ from tests.support import updates
 from tests.support.ptb import BotRig
 
 JSON = dict[str, Any]
-COMMANDS = ("start", "menu", "verder", "pauze", "mijnantwoorden", "praten", "hulplijnen",
-            "privacy", "help", "herinneringen", "taal", "mijngegevens", "vergeetmij", "stop",
-            "hulp", "hervat", "admin", "sluit", "antwoord")
-BUTTON_HEADS = ("age", "c", "m", "menu", "ma", "talk", "cw", "cu", "cs", "cr", "ck", "rs",
-                "stoprem", "er", "o", "s", "ok", "dk", "pv", "sh", "ct", "fa", "x")
-ENTITY_TYPES = ("bot_command", "bold", "url", "mention", "text_link", "spoiler", "pre",
-                "custom_emoji", "no_such_type")
+COMMANDS = (
+    "start",
+    "menu",
+    "verder",
+    "pauze",
+    "mijnantwoorden",
+    "praten",
+    "hulplijnen",
+    "privacy",
+    "help",
+    "herinneringen",
+    "taal",
+    "mijngegevens",
+    "vergeetmij",
+    "stop",
+    "hulp",
+    "hervat",
+    "admin",
+    "sluit",
+    "antwoord",
+)
+BUTTON_HEADS = (
+    "age",
+    "c",
+    "m",
+    "menu",
+    "ma",
+    "talk",
+    "cw",
+    "cu",
+    "cs",
+    "cr",
+    "ck",
+    "rs",
+    "stoprem",
+    "er",
+    "o",
+    "s",
+    "ok",
+    "dk",
+    "pv",
+    "sh",
+    "ct",
+    "fa",
+    "x",
+)
+ENTITY_TYPES = (
+    "bot_command",
+    "bold",
+    "url",
+    "mention",
+    "text_link",
+    "spoiler",
+    "pre",
+    "custom_emoji",
+    "no_such_type",
+)
 GROUP_TYPES = ("group", "supergroup", "channel")
 # Text any Telegram client can send: every script, emoji, control characters, RTL marks;
 # not lone surrogates (JSON over UTF-8 cannot carry them).
 TELEGRAM_TEXT = st.characters(blacklist_categories=("Cs",))
 # Outbox calls the product may queue (the adapter renders nothing else).
-KNOWN_METHODS = {"sendMessage", "editMessageText", "sendPhoto", "sendDocument",
-                 "answerCallbackQuery", "editMessageReplyMarkup", "deleteMessage",
-                 "sendChatAction"}
+KNOWN_METHODS = {
+    "sendMessage",
+    "editMessageText",
+    "sendPhoto",
+    "sendDocument",
+    "answerCallbackQuery",
+    "editMessageReplyMarkup",
+    "deleteMessage",
+    "sendChatAction",
+}
 
 
 @dataclass(frozen=True)
@@ -75,51 +132,101 @@ class FuzzWorld:
 # ---------------------------------------------------------------- strategies
 
 
+WORDS = [
+    " ",
+    "\n\n",
+    "\u200f",
+    "\x00",
+    "🙂",
+    "ok",
+    "pauze",
+    "verder",
+    "menu",
+    "weet ik niet",
+    "ik wil dood",
+    "ze pesten mij",
+    "1",
+    "5",
+    "Klaar ✅",
+    "<b>hoi</b>",
+    "'; DROP TABLE pupil;--",
+    "{a.graag}",
+    "{0}",
+    "%s",
+]
+
+
 def texts() -> st.SearchStrategy[str]:
-    """Pupil text: short, empty, whitespace, very long (over Telegram's 4096), or known words."""
-    return st.one_of(
-        st.text(TELEGRAM_TEXT, max_size=40),
-        st.just(""),
-        st.sampled_from([" ", "\n\n", "\u200f", "\x00", "🙂", "ok", "pauze", "verder", "menu",
-                         "weet ik niet", "ik wil dood", "ze pesten mij", "1", "5", "Klaar ✅",
-                         "<b>hoi</b>", "'; DROP TABLE pupil;--", "{a.graag}", "{0}", "%s"]),
-        st.text(TELEGRAM_TEXT, min_size=500, max_size=1200),
-        st.builds(lambda c, n: c * n, st.sampled_from(["a", "é", "🙂", "\n", "ﷺ"]),
-                  st.integers(4090, 4200)),
+    """Pupil text: mostly short; some empty, known words, long, and over Telegram's 4096."""
+    short = st.text(TELEGRAM_TEXT, max_size=40)
+    long = st.text(TELEGRAM_TEXT, min_size=300, max_size=1200)
+    huge = st.builds(
+        lambda c, n: c * n,
+        st.sampled_from(["a", "é", "🙂", "\n", "ﷺ", "ab "]),
+        st.integers(4090, 4200),
     )
+
+    def pick(n: int) -> st.SearchStrategy[str]:
+        if n < 60:
+            return short
+        if n < 80:
+            return st.sampled_from(WORDS)
+        if n < 85:
+            return st.just("")
+        return long if n < 96 else huge
+
+    return st.integers(0, 99).flatmap(pick)
 
 
 def commands(world: FuzzWorld) -> st.SearchStrategy[str]:
     """/commands with odd arguments, bot suffixes and case."""
     name = st.one_of(st.sampled_from(COMMANDS), st.text(TELEGRAM_TEXT, min_size=1, max_size=12))
-    args = st.one_of(st.just(""), st.just(world.code), st.just(world.code.lower()),
-                     st.just("st_" + "A" * 10), st.text(TELEGRAM_TEXT, max_size=30))
+    args = st.one_of(
+        st.just(""),
+        st.just(world.code),
+        st.just(world.code.lower()),
+        st.just("st_" + "A" * 10),
+        st.text(TELEGRAM_TEXT, max_size=30),
+    )
     suffix = st.sampled_from(["", "@leerbot_test_bot", "@een_andere_bot"])
-    return st.builds(lambda n, s, a: f"/{n}{s} {a}".rstrip() if a else f"/{n}{s}",
-                     name, suffix, args)
+    return st.builds(
+        lambda n, s, a: f"/{n}{s} {a}".rstrip() if a else f"/{n}{s}", name, suffix, args
+    )
 
 
 def entities() -> st.SearchStrategy[list[JSON]]:
     """Message entities, often with offsets and lengths outside the text."""
-    entity = st.fixed_dictionaries({
-        "type": st.sampled_from(ENTITY_TYPES),
-        "offset": st.integers(-5, 5000), "length": st.integers(-5, 5000)})
+    entity = st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(ENTITY_TYPES),
+            "offset": st.integers(-5, 5000),
+            "length": st.integers(-5, 5000),
+        }
+    )
     return st.lists(entity, max_size=4)
 
 
 def users(world: FuzzWorld) -> st.SearchStrategy[int]:
     """Mostly pupils who joined; sometimes strangers or any Telegram id."""
-    return st.one_of(st.sampled_from(world.pupils), st.sampled_from(world.pupils),
-                     st.sampled_from(world.pupils), st.sampled_from(world.strangers),
-                     st.integers(1, 2**52))
+    return st.one_of(
+        st.sampled_from(world.pupils),
+        st.sampled_from(world.pupils),
+        st.sampled_from(world.pupils),
+        st.sampled_from(world.strangers),
+        st.integers(1, 2**52),
+    )
 
 
 def callback_data(world: FuzzWorld, chat_id: int) -> st.SearchStrategy[tuple[str, bool]]:
     """(data, signed-for-this-chat): random bytes, or our signature on a random payload."""
     head = st.sampled_from(BUTTON_HEADS)
-    arg = st.one_of(st.just(""), st.sampled_from(["yes", "no", "u13", "13", "0", "1", "99",
-                                                  "-1", "wie-ben-ik", "alles", "danger"]),
-                    st.text(TELEGRAM_TEXT, max_size=8))
+    arg = st.one_of(
+        st.just(""),
+        st.sampled_from(
+            ["yes", "no", "u13", "13", "0", "1", "99", "-1", "wie-ben-ik", "alles", "danger"]
+        ),
+        st.text(TELEGRAM_TEXT, max_size=8),
+    )
     turn = st.one_of(st.integers(0, 40).map(str), st.just("*"), st.text(max_size=3))
     payload = st.builds(lambda t, h, a: f"{t}:{h}:{a}".rstrip(":"), turn, head, arg)
 
@@ -137,32 +244,65 @@ def callback_data(world: FuzzWorld, chat_id: int) -> st.SearchStrategy[tuple[str
 def update_strategy(draw: st.DrawFn, world: FuzzWorld) -> JSON:
     """One update dict (keys starting with "_" describe it and are removed before feeding)."""
     user_id = draw(users(world))
-    kind = draw(st.sampled_from(["text", "command", "press", "press", "press", "callback",
-                                 "callback", "media", "odd", "odd", "group", "group",
-                                 "entities"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "text",
+                "command",
+                "press",
+                "press",
+                "press",
+                "callback",
+                "callback",
+                "media",
+                "odd",
+                "odd",
+                "group",
+                "group",
+                "entities",
+            ]
+        )
+    )
     if kind == "press":  # a real button on the newest keyboard, chosen at feed time
-        return {"_kind": "press", "_invalid": False, "_user": draw(st.sampled_from(
-            world.pupils)), "_index": draw(st.integers(0, 12))}
+        return {
+            "_kind": "press",
+            "_invalid": False,
+            "_user": draw(st.sampled_from(world.pupils)),
+            "_index": draw(st.integers(0, 12)),
+        }
     if kind == "odd":
         odd = updates.odd_updates(update_id=0, user_id=user_id)
         name = draw(st.sampled_from(sorted(odd)))
-        ignored = name not in {"my_chat_member", "empty_text", "only_slash", "new_chat_title",
-                               "bot_command_for_other_bot"} and not name.startswith("media_")
+        ignored = name not in {
+            "my_chat_member",
+            "empty_text",
+            "only_slash",
+            "new_chat_title",
+            "bot_command_for_other_bot",
+        } and not name.startswith("media_")
         return {**odd[name], "_kind": f"odd:{name}", "_invalid": ignored}
     if kind == "callback":
         data, signed = draw(callback_data(world, user_id))
-        update = updates.callback(update_id=0, user_id=user_id, data=data,
-                                  message_id=draw(st.integers(1, 10**6)))
-        return {**update, "_kind": "callback_signed" if signed else "callback_forged",
-                "_invalid": not signed}
+        update = updates.callback(
+            update_id=0, user_id=user_id, data=data, message_id=draw(st.integers(1, 10**6))
+        )
+        return {
+            **update,
+            "_kind": "callback_signed" if signed else "callback_forged",
+            "_invalid": not signed,
+        }
     if kind == "group":
         chat_type = draw(st.sampled_from(GROUP_TYPES))
         chat_id = -draw(st.integers(1, 10**13))
         text = draw(st.one_of(texts(), commands(world)))
-        key = "channel_post" if chat_type == "channel" else draw(
-            st.sampled_from(["message", "edited_message"]))
-        update = updates.message(update_id=0, user_id=user_id, chat_id=chat_id,
-                                 chat_type=chat_type, text=text, key=key)
+        key = (
+            "channel_post"
+            if chat_type == "channel"
+            else draw(st.sampled_from(["message", "edited_message"]))
+        )
+        update = updates.message(
+            update_id=0, user_id=user_id, chat_id=chat_id, chat_type=chat_type, text=text, key=key
+        )
         return {**update, "_kind": f"group:{chat_type}", "_invalid": True}
     if kind == "media":
         media = draw(st.sampled_from(sorted(updates.MEDIA)))
@@ -170,11 +310,18 @@ def update_strategy(draw: st.DrawFn, world: FuzzWorld) -> JSON:
         extra = dict(updates.MEDIA[media])
         if caption is not None:
             extra["caption"] = caption
-        return {**updates.message(update_id=0, user_id=user_id, **extra), "_kind": "media",
-                "_invalid": False}
+        return {
+            **updates.message(update_id=0, user_id=user_id, **extra),
+            "_kind": "media",
+            "_invalid": False,
+        }
     text = draw(commands(world) if kind == "command" else texts())
-    update = updates.message(update_id=0, user_id=user_id, text=text,
-                             first_name=draw(st.text(TELEGRAM_TEXT, min_size=1, max_size=70)))
+    update = updates.message(
+        update_id=0,
+        user_id=user_id,
+        text=text,
+        first_name=draw(st.text(TELEGRAM_TEXT, min_size=1, max_size=70)),
+    )
     if kind == "entities":
         update["message"]["entities"] = draw(entities())
     return {**update, "_kind": kind, "_invalid": False}
@@ -184,8 +331,13 @@ def generate(strategy: st.SearchStrategy[JSON], count: int) -> list[JSON]:
     """Draw `count` examples with hypothesis (generation only: no shrinking, no database)."""
     drawn: list[JSON] = []
 
-    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example: JSON) -> None:
         drawn.append(example)
@@ -211,18 +363,24 @@ class FuzzReport:
 
     def as_dict(self) -> JSON:
         """JSON-ready summary."""
-        return {"updates": self.updates, "invalid": self.invalid,
-                "redelivered": self.redelivered, "errors": len(self.errors),
-                "problems": len(self.problems), "seconds": round(self.seconds, 2),
-                "updates_per_second": round(self.updates / self.seconds, 1)
-                if self.seconds else None, "kinds": dict(sorted(self.kinds.items()))}
+        return {
+            "updates": self.updates,
+            "invalid": self.invalid,
+            "redelivered": self.redelivered,
+            "errors": len(self.errors),
+            "problems": len(self.problems),
+            "seconds": round(self.seconds, 2),
+            "updates_per_second": round(self.updates / self.seconds, 1) if self.seconds else None,
+            "kinds": dict(sorted(self.kinds.items())),
+        }
 
 
 async def fingerprint(engine: AsyncEngine) -> JSON:
     """Row counts of every table and the full rows of pupils, runs and flags."""
     tables = Base.metadata.sorted_tables
-    counts = select(*(select(func.count()).select_from(t).scalar_subquery().label(t.name)
-                      for t in tables))
+    counts = select(
+        *(select(func.count()).select_from(t).scalar_subquery().label(t.name) for t in tables)
+    )
     async with engine.connect() as conn:
         result: JSON = dict((await conn.execute(counts)).one()._mapping)
         for table in (Pupil.__table__, Run.__table__, Flag.__table__):
@@ -254,8 +412,11 @@ class Fuzzer:
         started = time.monotonic()
         for n, item in enumerate(items):
             kind, invalid = str(item.get("_kind")), bool(item.get("_invalid"))
-            update = await self._resolve_press(item) if kind == "press" else {
-                k: v for k, v in item.items() if not k.startswith("_")}
+            update = (
+                await self._resolve_press(item)
+                if kind == "press"
+                else {k: v for k, v in item.items() if not k.startswith("_")}
+            )
             if update is None:
                 continue
             update["update_id"] = self.rig.next_update()
@@ -269,15 +430,18 @@ class Fuzzer:
             report.updates += 1
             report.kinds[kind.split(":")[0]] += 1
             if len(self.rig.errors) > errors_before:
-                report.errors.append(f"{kind}: {self.rig.errors[-1]}\n"
-                                     f"{json.dumps(update, ensure_ascii=False)[:400]}")
+                report.errors.append(
+                    f"{kind}: {self.rig.errors[-1]}\n"
+                    f"{json.dumps(update, ensure_ascii=False)[:400]}"
+                )
             if before is not None:
                 report.invalid += 1
                 after = await fingerprint(engine)
                 if after != before:
                     changed = sorted(k for k in after if after[k] != before.get(k))
-                    report.problems.append(f"{kind} changed {changed}: "
-                                           f"{json.dumps(update, ensure_ascii=False)[:500]}")
+                    report.problems.append(
+                        f"{kind} changed {changed}: {json.dumps(update, ensure_ascii=False)[:500]}"
+                    )
             self.last = update
         report.seconds = time.monotonic() - started
         report.problems += await consistency_problems(self.rig)
@@ -309,8 +473,10 @@ async def consistency_problems(rig: BotRig) -> list[str]:
                 problems.append(f"pupil {pupil.pseudonym}: state does not parse: {exc}")
                 continue
             for run_state in [state.run, *state.paused.values()]:
-                if run_state is not None and (run_state.module,
-                                              run_state.version) not in catalog.versions:
+                if (
+                    run_state is not None
+                    and (run_state.module, run_state.version) not in catalog.versions
+                ):
                     problems.append(f"pupil {pupil.pseudonym}: unknown module {run_state}")
         for flag in (await session.scalars(select(Flag))).all():
             if flag.pupil_id is not None and flag.pupil_id not in pupil_ids:

@@ -66,8 +66,10 @@ class BotRig:
     @property
     def errors(self) -> list[str]:
         """Errors logged by the Application's error handler, with their exception."""
-        return [f"{r.getMessage()}: {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
-                for r in self.counter.records]
+        return [
+            f"{r.getMessage()}: {r.exc_info[1]!r}" if r.exc_info else r.getMessage()
+            for r in self.counter.records
+        ]
 
     @property
     def secret(self) -> bytes:
@@ -83,20 +85,26 @@ class BotRig:
 
     async def say(self, user_id: int, text: str, **kwargs: Any) -> None:
         """The user sends a text message in their private chat."""
-        await self.feed(updates.message(update_id=self.next_update(), user_id=user_id,
-                                        text=text, **kwargs))
+        await self.feed(
+            updates.message(update_id=self.next_update(), user_id=user_id, text=text, **kwargs)
+        )
 
     async def buttons(self, chat_id: int) -> dict[str, tuple[str, int]]:
         """Label → (callback data, outbox id) of the newest queued message with buttons."""
         async with self.runtime.sessions() as session:
-            rows = (await session.scalars(select(Outbox).where(Outbox.chat_id == chat_id)
-                                          .order_by(Outbox.id.desc()))).all()
+            rows = (
+                await session.scalars(
+                    select(Outbox)
+                    .where(Outbox.chat_id == chat_id)
+                    .order_by(Outbox.id.desc())
+                    .limit(40)
+                )
+            ).all()
         for row in rows:
             markup = row.payload.get("reply_markup") or {}
             keyboard = markup.get("inline_keyboard") or []
             if keyboard:
-                return {b["text"]: (b["callback_data"], row.id) for line in keyboard
-                        for b in line}
+                return {b["text"]: (b["callback_data"], row.id) for line in keyboard for b in line}
         return {}
 
     async def press(self, user_id: int, label: str) -> str:
@@ -104,26 +112,40 @@ class BotRig:
         offered = await self.buttons(user_id)
         assert label in offered, f"no button {label!r}; offered: {list(offered)}"
         data, message_id = offered[label]
-        await self.feed(updates.callback(update_id=self.next_update(), user_id=user_id,
-                                         data=data, message_id=message_id))
+        await self.feed(
+            updates.callback(
+                update_id=self.next_update(), user_id=user_id, data=data, message_id=message_id
+            )
+        )
         return data
 
     async def texts(self, chat_id: int, *, after: int = 0) -> list[str]:
         """Texts (and captions) queued for a chat, oldest first, after outbox id `after`."""
         async with self.runtime.sessions() as session:
-            rows = (await session.scalars(select(Outbox).where(
-                Outbox.chat_id == chat_id, Outbox.id > after).order_by(Outbox.id))).all()
+            rows = (
+                await session.scalars(
+                    select(Outbox)
+                    .where(Outbox.chat_id == chat_id, Outbox.id > after)
+                    .order_by(Outbox.id)
+                )
+            ).all()
         return [str(r.payload.get("text") or r.payload.get("caption") or "") for r in rows]
 
     async def last_outbox_id(self) -> int:
         """The newest outbox id (to read only what came after)."""
         async with self.runtime.sessions() as session:
-            rows = (await session.scalars(select(Outbox.id).order_by(Outbox.id.desc())
-                                          .limit(1))).all()
+            rows = (
+                await session.scalars(select(Outbox.id).order_by(Outbox.id.desc()).limit(1))
+            ).all()
         return rows[0] if rows else 0
 
-    async def seed_class(self, *, school: str = "Sint-Jozef VTI", klass: str = "5A",
-                         module: str | None = "wie-ben-ik") -> str:
+    async def seed_class(
+        self,
+        *,
+        school: str = "Sint-Jozef VTI",
+        klass: str = "5A",
+        module: str | None = "wie-ben-ik",
+    ) -> str:
         """School, teacher, class and an assignment; returns the join code."""
         async with self.runtime.sessions.begin() as session:
             found = await repo.school_by_name(session, school)
@@ -132,9 +154,14 @@ class BotRig:
             email = f"leerkracht-{klass.lower()}@school.be"
             teacher = await repo.staff_by_email(session, email)
             if teacher is None:
-                teacher = await repo.add_staff(session, school=found, email=email,
-                                               name="An Peeters", role="teacher",
-                                               password_hash=None)
+                teacher = await repo.add_staff(
+                    session,
+                    school=found,
+                    email=email,
+                    name="An Peeters",
+                    role="teacher",
+                    password_hash=None,
+                )
             created = await repo.add_class(session, school=found, name=klass, teacher=teacher)
             if module:
                 await repo.assign(session, klass=created, module_id=module, due=None)
@@ -150,8 +177,14 @@ class BotRig:
         await pupil.send("/start")
         return pupil.user_id
 
-    async def join(self, code: str, *, user_id: int | None = None, name: str = "Noor",
-                   age: str = "13 of ouder") -> int:
+    async def join(
+        self,
+        code: str,
+        *,
+        user_id: int | None = None,
+        name: str = "Noor",
+        age: str = "13 of ouder",
+    ) -> int:
         """A new pupil joins with the code and consents; returns their user (= chat) id."""
         if user_id is None:
             user_id = await self.sandbox_user(name)
@@ -163,8 +196,9 @@ class BotRig:
     async def pupil(self, user_id: int) -> Pupil | None:
         """The pupil row of a Telegram user."""
         async with self.runtime.sessions() as session:
-            return (await session.scalars(select(Pupil).where(
-                Pupil.telegram_user_id == user_id))).first()
+            return (
+                await session.scalars(select(Pupil).where(Pupil.telegram_user_id == user_id))
+            ).first()
 
     async def drain(self) -> None:
         """Deliver everything queued to the sandbox."""
@@ -177,10 +211,16 @@ class BotRig:
 def rig_settings(database_url: str, sandbox_url: str, **overrides: Any) -> Settings:
     """Settings of a bot process pointed at the sandbox."""
     values: dict[str, Any] = {
-        "database_url": database_url, "telegram_token": TOKEN,
-        "telegram_api_url": f"{sandbox_url}/bot", "rasa_url": CLOSED_PORT_URL,
-        "rasa_timeout": 0.2, "bot_username": "leerbot_test_bot",
-        "send_rate_chat": 1000.0, "send_rate_global": 10000.0, **overrides}
+        "database_url": database_url,
+        "telegram_token": TOKEN,
+        "telegram_api_url": f"{sandbox_url}/bot",
+        "rasa_url": CLOSED_PORT_URL,
+        "rasa_timeout": 0.2,
+        "bot_username": "leerbot_test_bot",
+        "send_rate_chat": 1000.0,
+        "send_rate_global": 10000.0,
+        **overrides,
+    }
     return Settings(**values)
 
 
@@ -209,8 +249,7 @@ async def bot_rig(database_url: str, **overrides: Any) -> AsyncIterator[BotRig]:
             assert app.post_init is not None
             await app.post_init(app)
             await _stop_background(runtime)
-            yield BotRig(app=app, runtime=runtime, client=client, sandbox_url=url,
-                         counter=counter)
+            yield BotRig(app=app, runtime=runtime, client=client, sandbox_url=url, counter=counter)
         finally:
             logging.getLogger("leerbot.bot").removeHandler(counter)
             await _stop_background(runtime)
