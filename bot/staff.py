@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,20 +21,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("leerbot.staff")
 
+STAFF_IDS_TTL_S = 2.0
+
 
 class StaffChat:
     """Handles updates from staff members (linked accounts and `/start st_...` codes)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._staff_ids: set[int] = set()
+        self._staff_read = -STAFF_IDS_TTL_S
 
     def t(self, key: str, **values: object) -> str:
         return self.runtime.catalog.texts.get(key, "nl", **values)
+
+    async def _is_staff(self, user_id: int) -> bool:
+        # Every update asks; reading the few linked ids every few seconds instead of one
+        # transaction per update keeps pupils' updates to a single transaction (a write lock on
+        # SQLite). A link made in another process is seen within STAFF_IDS_TTL_S.
+        if time.monotonic() - self._staff_read > STAFF_IDS_TTL_S:
+            async with self.runtime.sessions() as session:
+                self._staff_ids = await repo.staff_telegram_ids(session)
+            self._staff_read = time.monotonic()
+        return user_id in self._staff_ids
 
     async def handle(self, incoming: Incoming) -> bool:
         """True when this update was a staff matter and is dealt with."""
         is_link = (incoming.kind == "command" and incoming.command == "start"
                    and incoming.args.startswith(repo.STAFF_CODE_PREFIX))
+        if not is_link and not await self._is_staff(incoming.user_id):
+            return False
         now = self.runtime.conversation.clock()
         async with self.runtime.sessions.begin() as session:
             if is_link:
@@ -42,6 +59,8 @@ class StaffChat:
                     return True
                 staff = await repo.link_staff(session, code=incoming.args.strip(),
                                               telegram_user_id=incoming.user_id, now=now)
+                if staff is not None:
+                    self._staff_ids.add(incoming.user_id)
                 text = self.t("staff.linked", name=staff.name) if staff else \
                     self.t("staff.link_invalid")
                 await repo.enqueue(session, chat_id=incoming.chat_id, method="sendMessage",

@@ -66,6 +66,8 @@ def serve(
         local = {"127.0.0.1", "localhost", "0.0.0.0", "::1"}  # noqa: S104 (listed, not bound)
         host = url.hostname if url.hostname in local else "127.0.0.1"
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A shell that starts us in the background ignores SIGINT for us; Ctrl-C must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server = lifecycle.start_server(port=port, host=host, quiet=False, console=True)
     except lifecycle.RasaSetupError as exc:

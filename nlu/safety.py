@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 import functools
 import re
+import re._constants as sre  # the parsed-pattern opcodes, for the rule index below
+import re._parser as sre_parse
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -65,9 +67,23 @@ _VOWELS = frozenset("aeiouy")
 
 
 @dataclass(frozen=True, slots=True)
+class _Pattern:
+    """A compiled rule and the first two characters any of its matches can start with."""
+
+    regex: re.Pattern[str]
+    starts: frozenset[str] | None  # None: could start with anything, always search
+
+    def matches(self, text: str, starts: frozenset[str]) -> Iterator[re.Match[str]]:
+        """Matches at word starts; skipped at once when no word starts the right way."""
+        if self.starts is not None and self.starts.isdisjoint(starts):
+            return iter(())
+        return _matches(self.regex, text)
+
+
+@dataclass(frozen=True, slots=True)
 class _Rule:
     category: SafetyCategory
-    pattern: re.Pattern[str]
+    pattern: _Pattern
     negatable: bool  # False when the rule itself holds the negation ("niet meer leven")
 
 
@@ -87,11 +103,11 @@ class Lexicon:
     first_person: frozenset[str]
     other_person: frozenset[str]
     clause_break: re.Pattern[str]
-    figurative: tuple[re.Pattern[str], ...]
-    innocent: tuple[re.Pattern[str], ...]
+    figurative: tuple[_Pattern, ...]
+    innocent: tuple[_Pattern, ...]
     signals: tuple[_Rule, ...]
     ambiguous: tuple[_Rule, ...]
-    alarm: re.Pattern[str]
+    alarm: _Pattern
 
 
 def _expand(pattern: str, macros: Mapping[str, str]) -> str:
@@ -103,10 +119,76 @@ def _expand(pattern: str, macros: Mapping[str, str]) -> str:
     return pattern
 
 
-def _compile(pattern: str, macros: Mapping[str, str]) -> re.Pattern[str]:
+_PREFIX = 2  # characters per index key
+_ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
+_REPEATS_OPS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
+
+
+def _starts(items: Any, prefixes: set[str]) -> set[str] | None:
+    """Extend the possible match openings through parsed regex items; None if unknowable."""
+    for op, arg in items:
+        if all(len(p) >= _PREFIX for p in prefixes):
+            break
+        if op is sre.LITERAL:
+            prefixes = {p if len(p) >= _PREFIX else p + chr(arg) for p in prefixes}
+        elif op is sre.IN:
+            if any(kind is not sre.LITERAL for kind, _ in arg):
+                return None  # a range or a class such as \w
+            chars = [chr(code) for _, code in arg]
+            prefixes = {p if len(p) >= _PREFIX else p + c for p in prefixes for c in chars}
+        elif op in _ZERO_WIDTH:
+            continue
+        elif op is sre.SUBPATTERN:
+            found = _starts(arg[-1], prefixes)
+            if found is None:
+                return None
+            prefixes = found
+        elif op is sre.BRANCH:
+            union: set[str] = set()
+            for branch in arg[1]:
+                found = _starts(branch, prefixes)
+                if found is None:
+                    return None
+                union |= found
+            prefixes = union
+        elif op in _REPEATS_OPS:
+            low, high, item = arg
+            result = set(prefixes) if low == 0 else set()
+            current = prefixes
+            for count in range(1, max(low, min(high, _PREFIX)) + 1):
+                found = _starts(item, current)
+                if found is None:
+                    return None
+                current = found
+                if count >= low:
+                    result |= current
+            prefixes = result
+        else:
+            return None  # any character, a category, a back reference: no index
+    return prefixes
+
+
+def _index(regex: re.Pattern[str]) -> frozenset[str] | None:
+    found = _starts(sre_parse.parse(regex.pattern), {""})
+    return None if found is None or "" in found else frozenset(found)
+
+
+def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
     # Whole words only: the end is checked here, the start in _matches (a leading lookbehind
     # would stop `re` from skipping ahead to a possible first letter: 6x slower).
-    return re.compile(rf"(?:{_expand(pattern, macros)})(?![\w#])")
+    regex = re.compile(rf"(?:{_expand(pattern, macros)})(?![\w#])")
+    return _Pattern(regex, _index(regex))
+
+
+def _word_starts(text: str) -> frozenset[str]:
+    """The first one and two characters of every word in a normalised text."""
+    starts = {text[:1], text[:_PREFIX]}
+    position = text.find(" ")
+    while position != -1:
+        starts.add(text[position + 1:position + 2])
+        starts.add(text[position + 1:position + 1 + _PREFIX])
+        position = text.find(" ", position + 1)
+    return frozenset(starts)
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
@@ -312,11 +394,12 @@ class _Finding:
     end: int
 
 
-def _mask(text: str, patterns: Iterable[re.Pattern[str]]) -> tuple[str, list[tuple[int, int]]]:
+def _mask(text: str, patterns: Iterable[_Pattern]) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     chars: list[str] | None = None
+    starts = _word_starts(text)
     for pattern in patterns:
-        for match in _matches(pattern, text):
+        for match in pattern.matches(text, starts):
             if chars is None:
                 chars = list(text)
             start, end = match.span()
@@ -394,8 +477,9 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
 
 def _signals(doc: _Text, lex: Lexicon, text: str) -> list[_Finding]:
     found: list[_Finding] = []
+    starts = _word_starts(text)
     for rule in lex.signals:
-        for match in _matches(rule.pattern, text):
+        for match in rule.pattern.matches(text, starts):
             start, end = match.span()
             level, category = _signal_level(rule, doc, lex, start, end)
             if level is not SafetyLevel.NONE:
@@ -416,11 +500,12 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
             # clearly casual either: ask.
             hit = _Finding(SafetyLevel.UNCLEAR, hit.category, hit.start, hit.end)
         findings.append(hit)
+    starts = _word_starts(masked)
     for rule in lex.ambiguous:
-        for match in _matches(rule.pattern, masked):
+        for match in rule.pattern.matches(masked, starts):
             findings.append(_Finding(SafetyLevel.UNCLEAR, rule.category, *match.span()))
     covered = [(f.start, f.end) for f in findings]
-    for match in _matches(lex.alarm, masked):
+    for match in lex.alarm.matches(masked, starts):
         if not _overlaps(*match.span(), covered):
             findings.append(_Finding(SafetyLevel.UNCLEAR, SafetyCategory.SUICIDAL,
                                      *match.span()))
@@ -437,7 +522,8 @@ def _casual(normalized: str) -> bool:
     words = words_of(normalized)
     if _laughing(words, normalized[len(words):], lex):
         return True
-    return any(next(_matches(p, words), None) is not None
+    starts = _word_starts(words)
+    return any(next(p.matches(words, starts), None) is not None
                for p in (*lex.figurative, *lex.innocent))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -29,7 +29,14 @@ Sessions = async_sessionmaker[AsyncSession]
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # One connection per process: every transaction takes SQLite's write lock (BEGIN
+        # IMMEDIATE below), so a second connection in the same process could only wait for it
+        # in SQLite's busy handler, which sleeps 1-100 ms per try. Waiting for the pool instead
+        # hands the connection over at once (twice the updates per second in bench/).
+        in_memory = make_url(url).database in (None, "", ":memory:")  # one StaticPool anyway
+        pool: dict[str, Any] = {} if in_memory else {"pool_size": 1, "max_overflow": 0}
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
+                                     **pool)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -92,6 +93,13 @@ async def staff_by_email(session: AsyncSession, email: str) -> Staff | None:
     """The staff account with this e-mail (case-insensitive)."""
     stmt = select(Staff).where(Staff.email == email.strip().lower())
     return (await session.scalars(stmt)).first()
+
+
+async def staff_telegram_ids(session: AsyncSession) -> set[int]:
+    """Telegram user ids of active staff with a linked account."""
+    stmt = select(Staff.telegram_user_id).where(Staff.active, Staff.telegram_user_id.is_not(None))
+    return {int(user_id) for user_id in (await session.scalars(stmt)).all()
+            if user_id is not None}
 
 
 async def staff_by_telegram(session: AsyncSession, telegram_user_id: int) -> Staff | None:
@@ -273,14 +281,13 @@ async def recent_transcript(session: AsyncSession, pupil_id: int,
 
 async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) -> bool:
     """Record an update id; False when it was processed before (a redelivery)."""
-    if await session.get(ProcessedUpdate, update_id) is not None:
-        return False
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-    except IntegrityError:
-        return False
-    return True
+    # One statement instead of read, savepoint, insert, release: this runs for every update.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (insert(ProcessedUpdate).values(update_id=update_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+            .returning(ProcessedUpdate.update_id))
+    return (await session.execute(stmt)).scalar() is not None
 
 
 async def enqueue(session: AsyncSession, *, chat_id: int, method: str, payload: dict[str, Any],

@@ -4,11 +4,13 @@ A case file (`tests/flows/goldens/<module>/<case>.yaml`) holds:
 
     module: mijn-stage           # assigned to the pupil's class; the pupil starts in the menu
     lang: nl                     # optional: the pupil's language
+    about: ...                   # what the case shows, for the reader
     inputs:                      # what the pupil does, in order
       - command: menu            # a /command (args: "..." for /taal fr)
       - press: "🆕 Mijn stage"    # a button label on the newest keyboard (on_input: N = input N's)
       - text: "ik heb een band vervangen"
         parse: {intent: inform, confidence: 0.91}   # recorded NLU parse (optional)
+      - media: sticker           # a sticker, voice note, photo without caption
       - system: reminder         # a system event (data: {...})
         at: "2026-03-12T09:00:00+00:00"             # the clock from here on (optional)
     expect:                      # one entry per input (written by --update-goldens)
@@ -17,7 +19,8 @@ A case file (`tests/flows/goldens/<module>/<case>.yaml`) holds:
         events: [...]
 
 Between inputs the state goes to JSON and back, as in the database, so state that does not
-survive serialisation fails here first. The clock is fixed unless an input moves it.
+survive serialisation fails here first. The clock is fixed unless an input moves it. Write a
+new case with `inputs` only, then `pytest tests/flows --update-goldens` fills in `expect`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sandbox.driver import BotMessage
 from store.db import make_engine, make_sessions
 from store.models import Pupil, Run
-from tests.support.stack import running_stack
+from tests.support.stack import running_stack, until
 
 pytestmark = pytest.mark.e2e
 
@@ -42,38 +42,38 @@ async def test_consent_fits_the_age(database_url: str) -> None:
         # Under 13: a parent must agree, and the school asks them.
         lotte = await stack.pupil("Lotte")
         await lotte.send(f"/start {code}")
-        assert "Hoe oud ben je?" in texts(await lotte.wait_for_reply())
+        await until(lotte, "Hoe oud ben je?")
         await lotte.press("Jonger dan 13")
-        shown = texts(await lotte.wait_for_reply())
+        shown = texts(await until(lotte, "Is dat oké voor jou?"))
         assert UNDER_13 in shown
         assert lotte.last_buttons == [["Ja, dat is oké"], ["Vertel meer", "Nee"]]
         # Nothing opens before the answer: the question comes back.
         await lotte.send("/menu")
-        shown = texts(await lotte.wait_for_reply())
+        shown = texts(await until(lotte, "Is dat oké voor jou?"))
         assert "Eerst moet je ja of nee zeggen" in shown
         assert UNDER_13 in shown
         await lotte.press("Vertel meer")
-        shown = texts(await lotte.wait_for_reply())
+        shown = texts(await until(lotte, "Is dat oké voor jou?"))
         assert "/vergeetmij" in shown
         assert UNDER_13 in shown
         await lotte.press("Ja, dat is oké")
-        shown = texts(await lotte.wait_for_reply())
+        shown = texts(await until(lotte, "Wat wil je doen?"))
         assert "Dank je! We kunnen beginnen." in shown
         assert "Wat wil je doen?" in shown
 
         # 13 or older: the pupil agrees alone; a "no" keeps everything closed.
         jamal = await stack.pupil("Jamal")
         await jamal.send(f"/start {code}")
-        await jamal.wait_for_reply()
+        await until(jamal, "Hoe oud ben je?")
         await jamal.press("13 of ouder")
-        shown = texts(await jamal.wait_for_reply())
+        shown = texts(await until(jamal, "Is dat oké voor jou?"))
         assert "Je leerkracht ziet alleen wat jij deelt" in shown
         assert "jonger dan 13" not in shown
         await jamal.press("Nee")
-        shown = texts(await jamal.wait_for_reply())
+        shown = texts(await until(jamal, "Is dat oké voor jou?"))
         assert "Zonder jouw ja kan ik niet starten." in shown
         await jamal.send("/praten")
-        shown = texts(await jamal.wait_for_reply())
+        shown = texts(await until(jamal, "Is dat oké voor jou?"))
         assert "Eerst moet je ja of nee zeggen" in shown
         assert "Met wie wil je praten?" not in shown
 
