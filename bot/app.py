@@ -218,8 +218,12 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
 
 def run_polling(settings: Settings) -> None:
     """`leerbot bot`: poll Telegram (or the sandbox) until interrupted."""
+    from bot.sender import SenderChild
+
+    child = SenderChild()
+    child.start()  # it starts up while we do (see bot/features.py)
     runtime = build_runtime(settings)
-    runtime.extras["sender_mode"] = "child"  # see bot/features.py
+    runtime.extras.update(sender_mode="child", sender_child=child)
     app = build_application(runtime)
     app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False,
                     close_loop=False)

@@ -47,10 +47,10 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     if mode == "inline":
         runtime.tasks.append(asyncio.create_task(sender.run(), name="leerbot-sender"))
     elif mode == "child":
-        child = SenderChild()
-        runtime.extras["sender_child"] = child
+        child = runtime.extras.setdefault("sender_child", SenderChild())
+        if child.proc is None:
+            child.start()
         conversation.on_commit = child.wake
-        runtime.tasks.append(asyncio.create_task(child.supervise(), name="leerbot-sender-child"))
     runtime.extras["staff"] = StaffChat(runtime)
     install_privacy(runtime)  # /mijngegevens, /vergeetmij
     install_retention(runtime, app)  # daily: old transcripts, answers, inactive pupils go
@@ -58,6 +58,9 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     install_reminders(runtime, app)  # every minute: due reminders, school days only
     await install_safety(runtime, app)
     _install_nlu(runtime)
+    if mode == "child":  # take no update before its answers can go out
+        await child.wait_ready()
+        runtime.tasks.append(asyncio.create_task(child.supervise(), name="leerbot-sender-child"))
 
 
 def _install_nlu(runtime: Runtime) -> None:

@@ -63,6 +63,7 @@ from store.models import Outbox
 log = logging.getLogger("leerbot.sender")
 
 OUTBOX_CHANNEL = "leerbot_outbox"
+READY = b"leerbot-sender-ready"
 MAX_ATTEMPTS = 60  # failed probes before a message is given up (about 30 minutes of outage)
 URGENT_PRIORITY = 3  # replies and staff messages: claimed even when the window is full
 URGENT_CLAIM = 100
@@ -671,10 +672,24 @@ class SenderChild:
         """Start the child (the environment, and so the settings, are the bot's)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leerbot.cli", "sender", "--listen", "", "--wake-stdin"],
-            stdin=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None  # noqa: S101 (stdin=PIPE above)
         os.set_blocking(self.proc.stdin.fileno(), False)
         self.starts += 1
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> bool:
+        """Until the child says it sends (its one line on stdout); False when it did not."""
+        proc = self.proc
+        if proc is None or proc.stdout is None:
+            return False
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout_s)
+        except TimeoutError:
+            line = b""
+        if line.strip() != READY:
+            log.warning("the sender process did not report ready; replies wait until it does")
+            return False
+        return True
 
     def wake(self) -> None:
         """Tell the child a commit queued messages (one byte; a full pipe already says so)."""
@@ -776,6 +791,9 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
     watcher = asyncio.create_task(_watch_stdin(sender, stop)) if wake_stdin else None
     log.info("sender started as %s (%.0f messages/s at most)", sender.owner,
              settings.send_rate_global)
+    if wake_stdin:  # the bot waits for this line before it takes updates
+        sys.stdout.buffer.write(READY + b"\n")
+        sys.stdout.buffer.flush()
     try:
         await asyncio.wait([running, asyncio.create_task(stop.wait())],
                            return_when=asyncio.FIRST_COMPLETED)

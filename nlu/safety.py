@@ -119,58 +119,74 @@ def _expand(pattern: str, macros: Mapping[str, str]) -> str:
     return pattern
 
 
-_PREFIX = 2  # characters per index key
+# The rule index: the opening characters every match of a rule must start with. A rule whose
+# openings start no word of the text is skipped without running the regex.
+_KEY = 6  # longest opening kept
+_MIN_KEY = 2  # shortest opening that still narrows the search
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 _REPEATS_OPS = (sre.MAX_REPEAT, sre.MIN_REPEAT)
+_Openings = set[tuple[str, bool]]  # (opening, closed: nothing more can be added)
 
 
-def _starts(items: Any, prefixes: set[str]) -> set[str] | None:
-    """Extend the possible match openings through parsed regex items; None if unknowable."""
+def _extend(openings: _Openings, chars: Iterable[str]) -> _Openings:
+    out: _Openings = set()
+    for text, closed in openings:
+        if closed:
+            out.add((text, closed))
+        else:
+            out.update((text + c, len(text) + 1 >= _KEY) for c in chars)
+    return out
+
+
+def _openings(items: Any, openings: _Openings) -> _Openings | None:
+    """Follow parsed regex items from the start of a match; None when it could be anything."""
     for op, arg in items:
-        if all(len(p) >= _PREFIX for p in prefixes):
+        if all(closed for _, closed in openings):
             break
         if op is sre.LITERAL:
-            prefixes = {p if len(p) >= _PREFIX else p + chr(arg) for p in prefixes}
-        elif op is sre.IN:
-            if any(kind is not sre.LITERAL for kind, _ in arg):
-                return None  # a range or a class such as \w
-            chars = [chr(code) for _, code in arg]
-            prefixes = {p if len(p) >= _PREFIX else p + c for p in prefixes for c in chars}
+            openings = _extend(openings, chr(arg))
+        elif op is sre.IN and all(kind is sre.LITERAL for kind, _ in arg):
+            openings = _extend(openings, [chr(code) for _, code in arg])
         elif op in _ZERO_WIDTH:
             continue
         elif op is sre.SUBPATTERN:
-            found = _starts(arg[-1], prefixes)
+            found = _openings(arg[-1], openings)
             if found is None:
                 return None
-            prefixes = found
+            openings = found
         elif op is sre.BRANCH:
-            union: set[str] = set()
+            union: _Openings = set()
             for branch in arg[1]:
-                found = _starts(branch, prefixes)
+                found = _openings(branch, openings)
                 if found is None:
                     return None
                 union |= found
-            prefixes = union
+            openings = union
         elif op in _REPEATS_OPS:
             low, high, item = arg
-            result = set(prefixes) if low == 0 else set()
-            current = prefixes
-            for count in range(1, max(low, min(high, _PREFIX)) + 1):
-                found = _starts(item, current)
+            result = set(openings) if low == 0 else set()
+            current = openings
+            for count in range(1, max(low, min(high, _KEY)) + 1):
+                found = _openings(item, current)
                 if found is None:
                     return None
                 current = found
                 if count >= low:
                     result |= current
-            prefixes = result
+            openings = result
+        elif all(closed or len(text) >= _MIN_KEY for text, closed in openings):
+            # \w, a range, any character: stop here, what we have is long enough.
+            openings = {(text, True) for text, _ in openings}
         else:
-            return None  # any character, a category, a back reference: no index
-    return prefixes
+            return None
+    return openings
 
 
 def _index(regex: re.Pattern[str]) -> frozenset[str] | None:
-    found = _starts(sre_parse.parse(regex.pattern), {""})
-    return None if found is None or "" in found else frozenset(found)
+    found = _openings(sre_parse.parse(regex.pattern), {("", False)})
+    if found is None or any(len(text) < _MIN_KEY for text, _ in found):
+        return None
+    return frozenset(text for text, _ in found)
 
 
 def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
@@ -181,14 +197,13 @@ def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
 
 
 def _word_starts(text: str) -> frozenset[str]:
-    """The first one and two characters of every word in a normalised text."""
-    starts = {text[:1], text[:_PREFIX]}
+    """Every opening (_MIN_KEY to _KEY characters) that a word of the normalised text has."""
+    positions = [0]
     position = text.find(" ")
     while position != -1:
-        starts.add(text[position + 1:position + 2])
-        starts.add(text[position + 1:position + 1 + _PREFIX])
+        positions.append(position + 1)
         position = text.find(" ", position + 1)
-    return frozenset(starts)
+    return frozenset(text[p:p + n] for p in positions for n in range(_MIN_KEY, _KEY + 1))
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
