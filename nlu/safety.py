@@ -198,12 +198,14 @@ def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
 
 def _word_starts(text: str) -> frozenset[str]:
     """Every opening (_MIN_KEY to _KEY characters) that a word of the normalised text has."""
-    positions = [0]
-    position = text.find(" ")
-    while position != -1:
-        positions.append(position + 1)
+    starts: set[str] = set()
+    position = -1
+    while True:
+        window = text[position + 1:position + 1 + _KEY]
+        starts.update(window[:n] for n in range(_MIN_KEY, len(window) + 1))
         position = text.find(" ", position + 1)
-    return frozenset(text[p:p + n] for p in positions for n in range(_MIN_KEY, _KEY + 1))
+        if position == -1:
+            return frozenset(starts)
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
@@ -409,10 +411,10 @@ class _Finding:
     end: int
 
 
-def _mask(text: str, patterns: Iterable[_Pattern]) -> tuple[str, list[tuple[int, int]]]:
+def _mask(text: str, patterns: Iterable[_Pattern],
+          starts: frozenset[str]) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     chars: list[str] | None = None
-    starts = _word_starts(text)
     for pattern in patterns:
         for match in pattern.matches(text, starts):
             if chars is None:
@@ -490,9 +492,8 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
     return [m.span(1) for m in _QUOTED.finditer(text)]
 
 
-def _signals(doc: _Text, lex: Lexicon, text: str) -> list[_Finding]:
+def _signals(doc: _Text, lex: Lexicon, text: str, starts: frozenset[str]) -> list[_Finding]:
     found: list[_Finding] = []
-    starts = _word_starts(text)
     for rule in lex.signals:
         for match in rule.pattern.matches(text, starts):
             start, end = match.span()
@@ -505,17 +506,18 @@ def _signals(doc: _Text, lex: Lexicon, text: str) -> list[_Finding]:
 def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
     # Innocent uses (accidents, pets, games) are masked for good; figurative ones are kept
     # visible to the signals but remembered.
-    plain, _ = _mask(doc.normalized, lex.innocent)
-    masked, figurative = _mask(plain, lex.figurative)
+    # Masking only hides words, so the openings of the unmasked words still cover every match.
+    starts = _word_starts(doc.normalized)
+    plain, _ = _mask(doc.normalized, lex.innocent, starts)
+    masked, figurative = _mask(plain, lex.figurative, starts)
     findings: list[_Finding] = []
-    for hit in _signals(doc, lex, plain):
+    for hit in _signals(doc, lex, plain, starts):
         if hit.level is SafetyLevel.CRISIS and figurative \
                 and _overlaps(hit.start, hit.end, figurative):
             # A clear signal inside a manner of speaking ("ik wil dood van de stress") is not
             # clearly casual either: ask.
             hit = _Finding(SafetyLevel.UNCLEAR, hit.category, hit.start, hit.end)
         findings.append(hit)
-    starts = _word_starts(masked)
     for rule in lex.ambiguous:
         for match in rule.pattern.matches(masked, starts):
             findings.append(_Finding(SafetyLevel.UNCLEAR, rule.category, *match.span()))
