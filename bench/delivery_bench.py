@@ -319,7 +319,7 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
         async with sessions() as session:
             mark = await session.scalar(select(func.max(Outbox.id))) or 0
         before = await client.stats()
-        log_before = (await client.get("/sandbox/api/log", {"limit": 1, "after": 10**12}))["next"]
+        wall_start = time.time()
         started = time.monotonic()
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "leerbot.cli", "assign", "--class", "5A",
@@ -340,7 +340,8 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
         await engine.dispose()
         after = await client.stats()
         await client.config(rate_limits=False)
-        entries = await client.log(after=log_before, method="sendMessage")
+        entries = [e for e in await client.log(method="sendMessage", limit=100_000)
+                   if e["time"] >= wall_start]
     notices = [e for e in entries if e["outcome"] == "ok"]
     times = sorted(e["time"] for e in notices)
     span = times[-1] - times[0] if len(times) > 1 else 0.0

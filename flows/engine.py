@@ -34,7 +34,7 @@ from flows.types import (
     SettingChanged,
     StepResult,
 )
-from nlu.safety import assess, combine
+from nlu.safety import assess, combine, words_of
 from nlu.types import SafetyCategory, SafetyLevel, SafetyResult
 
 ALWAYS = "*"  # a button valid whatever the turn (crisis help must never "expire")
@@ -524,7 +524,7 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
         # In a module the pupil's text still counts as an answer; right after a crisis reply
         # there is nothing to answer, and "I don't understand" must not follow.
         return state.mode == "crisis"
-    if state.mode == "crisis" and _norm(safety.normalized) not in \
+    if state.mode == "crisis" and _norm(words_of(safety.normalized)) not in \
             MENU_WORDS | RESUME_WORDS | PAUSE_WORDS:
         _after_crisis(turn)
         return True

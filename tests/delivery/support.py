@@ -77,9 +77,10 @@ async def seed_class(sessions: Sessions, *, module: str = "wie-ben-ik") -> str:
         return klass.join_code
 
 
-def assert_sent_in_order_at_least_once(log: list[dict[str, Any]], rows: list[Outbox]) -> int:
+def assert_sent_in_order_at_least_once(log: list[dict[str, Any]],
+                                       rows: list[Outbox]) -> dict[int, int]:
     """Like `assert_each_sent_once_in_order`, but a message may have gone out twice: the copy
-    Telegram accepted just before a crash, unrecorded. Returns how many such copies.
+    Telegram accepted just before a crash, unrecorded. Returns such copies per chat.
 
     A repeated edit needs no allowance: Telegram refuses it as "not modified".
     """
@@ -87,11 +88,12 @@ def assert_sent_in_order_at_least_once(log: list[dict[str, Any]], rows: list[Out
     assert unsent == [], f"not sent: {unsent}"
     got, want = delivered(log), expected(rows)
     recorded = {(r.chat_id, int(r.message_id)) for r in rows if r.message_id is not None}
-    copies = 0
+    copies: dict[int, int] = {}
     for chat_id in sorted(set(got) | set(want)):
         kept = [(method, message_id) for method, message_id in got.get(chat_id, [])
                 if not method.startswith("send") or (chat_id, message_id) in recorded]
-        copies += len(got.get(chat_id, [])) - len(kept)
+        if len(kept) < len(got.get(chat_id, [])):
+            copies[chat_id] = len(got[chat_id]) - len(kept)
         assert kept == want.get(chat_id, []), \
             f"chat {chat_id}: delivered {got.get(chat_id)}, queued {want.get(chat_id)}"
     return copies

@@ -224,3 +224,24 @@ def test_rasa_bullying_intent_raises_a_concern() -> None:
                      Parse("bullying", BULLYING_THRESHOLD))
     assert (result.level, result.category) == (CONCERN, SafetyCategory.BULLYING)
     assert "rasa:bullying" in result.evidence
+
+
+def test_the_rule_index_never_hides_a_match(crisis_set: dict[str, Any],
+                                            casual_set: list[str]) -> None:
+    # The index skips a rule when no word opens the way its matches must; check it against
+    # running every rule's regex over the whole text.
+    from nlu.safety import _matches, _word_starts, load_lexicon  # the index is private
+
+    lex = load_lexicon()
+    patterns = [r.pattern for r in (*lex.signals, *lex.ambiguous)]
+    patterns += [*lex.figurative, *lex.innocent, lex.alarm]
+    texts = [normalize(i["text"]) for part in ("crisis", "concern", "check_in")
+             for i in crisis_set[part]] + [normalize(t) for t in casual_set]
+    hidden = []
+    for text in texts:
+        starts = _word_starts(text)
+        for pattern in patterns:
+            full = [m.span() for m in _matches(pattern.regex, text)]
+            if full != [m.span() for m in pattern.matches(text, starts)]:
+                hidden.append((pattern.regex.pattern[:60], text))
+    assert hidden == []
