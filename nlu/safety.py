@@ -15,7 +15,7 @@ import re._constants as sre  # the parsed-pattern opcodes, for the rule index be
 import re._parser as sre_parse
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,22 @@ class Lexicon:
     signals: tuple[_Rule, ...]
     ambiguous: tuple[_Rule, ...]
     alarm: _Pattern
+    # Which signal rules can match a text with a given word opening: most texts touch a
+    # handful of the ~300 rules, so looking them up beats testing each (engine hot path).
+    signal_index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    signal_always: tuple[int, ...] = ()
+
+
+def _rule_index(rules: tuple[_Rule, ...]) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    always: list[int] = []
+    for number, rule in enumerate(rules):
+        if rule.pattern.starts is None:
+            always.append(number)
+            continue
+        for start in rule.pattern.starts:
+            index.setdefault(start, []).append(number)
+    return {k: tuple(v) for k, v in index.items()}, tuple(always)
 
 
 def _expand(pattern: str, macros: Mapping[str, str]) -> str:
@@ -257,6 +273,8 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     """Read and compile the safety lexicon once per process."""
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     norm, ctx, macros = data["normalise"], data["context"], data["macros"]
+    signals = _rules(data["signals"], macros)
+    signal_index, signal_always = _rule_index(signals)
     return Lexicon(
         tokens={str(k): tuple(str(v).split()) for k, v in norm["tokens"].items()},
         k_verbs=frozenset(norm["k_verbs"]),
@@ -272,9 +290,11 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
         clause_break=re.compile(ctx["clause_break"]),
         figurative=tuple(_compile(p, macros) for p in data["figurative"]),
         innocent=tuple(_compile(p, macros) for p in data["innocent"]),
-        signals=_rules(data["signals"], macros),
+        signals=signals,
         ambiguous=_rules(data["ambiguous"], macros),
         alarm=_compile(data["alarm_words"], macros),
+        signal_index=signal_index,
+        signal_always=signal_always,
     )
 
 
@@ -494,8 +514,12 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
 
 def _signals(doc: _Text, lex: Lexicon, text: str, starts: frozenset[str]) -> list[_Finding]:
     found: list[_Finding] = []
-    for rule in lex.signals:
-        for match in rule.pattern.matches(text, starts):
+    numbers = set(lex.signal_always)
+    for start in starts:
+        numbers.update(lex.signal_index.get(start, ()))
+    for number in sorted(numbers):  # the lexicon's order, as before the index
+        rule = lex.signals[number]
+        for match in _matches(rule.pattern.regex, text):
             start, end = match.span()
             level, category = _signal_level(rule, doc, lex, start, end)
             if level is not SafetyLevel.NONE:
