@@ -174,9 +174,9 @@ class Gate:
 
     async def _serve(self) -> None:
         while self._waiters:
+            self._kick.clear()  # before looking: a kick from now on ends the wait below
             wait = max(self.closed_for(), self.bucket.delay())
             if wait > 0 or not self._open():
-                self._kick.clear()
                 with contextlib.suppress(TimeoutError):
                     # A probe in flight has no deadline: succeeded() or failed() kicks us.
                     await asyncio.wait_for(self._kick.wait(), wait if wait > 0 else 1.0)
@@ -300,6 +300,8 @@ class Sender:
         await self._listen()
         try:
             while not self._stopping:
+                # Cleared before the round: a commit that wakes us during it is not lost.
+                self._wake.clear()
                 try:
                     await self._maintain()
                     wait = await self._round()
@@ -309,7 +311,6 @@ class Sender:
                     log.exception("sender round failed; retrying")
                     wait = 1.0
                 if wait > 0 and not self._stopping:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=wait)
         finally:

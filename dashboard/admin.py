@@ -133,6 +133,12 @@ async def staff_invite(request: Request, staff: Staff, session: AsyncSession) ->
         role=values["role"],
         password_hash=None,
     )
+    return await _show_invite(request, staff, session, member)
+
+
+async def _show_invite(request: Request, staff: Staff, session: AsyncSession,
+                       member: Staff) -> Response:
+    """Audit the invitation and show the staff page with its one-time link."""
     await repo.audit(
         session,
         staff=staff,
@@ -154,19 +160,7 @@ async def staff_new_link(request: Request, staff: Staff, session: AsyncSession) 
     member = await _school_staff(request, staff, session)
     if not member.active:
         raise HTTPException(404)
-    await repo.audit(
-        session,
-        staff=staff,
-        action="staff_invite",
-        target=f"staff:{member.id}",
-        now=web(request).clock(),
-    )
-    return await _staff_page(
-        request,
-        staff,
-        session,
-        shown={"kind": "invite", "member": member, "link": _invite_link(request, member)},
-    )
+    return await _show_invite(request, staff, session, member)
 
 
 @staff_page("admin")

@@ -515,8 +515,8 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
 def _signals(doc: _Text, lex: Lexicon, text: str, starts: frozenset[str]) -> list[_Finding]:
     found: list[_Finding] = []
     numbers = set(lex.signal_always)
-    for start in starts:
-        numbers.update(lex.signal_index.get(start, ()))
+    for opening in starts:
+        numbers.update(lex.signal_index.get(opening, ()))
     for number in sorted(numbers):  # the lexicon's order, as before the index
         rule = lex.signals[number]
         for match in _matches(rule.pattern.regex, text):
