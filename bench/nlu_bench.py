@@ -38,8 +38,9 @@ def _texts() -> list[str]:
     for name in ("data/nlu.yml", "tests/test_nlu.yml"):
         for item in yaml.safe_load((nlu / name).read_text())["nlu"]:
             if "intent" in item:
-                texts += [line.strip()[2:] for line in item["examples"].splitlines()
-                          if line.strip()]
+                texts += [
+                    line.strip()[2:] for line in item["examples"].splitlines() if line.strip()
+                ]
     crisis = yaml.safe_load((nlu / "tests" / "crisis_set.yml").read_text())
     texts += [i["text"] for part in ("crisis", "concern", "check_in") for i in crisis[part]]
     texts += yaml.safe_load((nlu / "tests" / "casual_set.yml").read_text())["casual"]
@@ -66,9 +67,11 @@ def _variants(texts: list[str], n: int) -> list[str]:
 
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 4),
-            "p99": round(ordered[int(len(ordered) * 0.99)], 4),
-            "max": round(ordered[-1], 4)}
+    return {
+        "p50": round(statistics.median(ordered), 4),
+        "p99": round(ordered[int(len(ordered) * 0.99)], 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 def bench_safety() -> dict[str, Any]:
@@ -86,10 +89,14 @@ def bench_safety() -> dict[str, Any]:
         assess(message)
         cpu.append((time.thread_time_ns() - c) / 1e6)
         wall.append((time.perf_counter_ns() - w) / 1e6)
-    return {"messages": len(messages), "lexicon_load_ms": round(load_ms, 1),
-            "wall_ms": _percentiles(wall), "cpu_ms": _percentiles(cpu),
-            "target_p99_ms": TARGET_SAFETY_P99_MS,
-            "ok": _percentiles(cpu)["p99"] < TARGET_SAFETY_P99_MS}
+    return {
+        "messages": len(messages),
+        "lexicon_load_ms": round(load_ms, 1),
+        "wall_ms": _percentiles(wall),
+        "cpu_ms": _percentiles(cpu),
+        "target_p99_ms": TARGET_SAFETY_P99_MS,
+        "ok": _percentiles(cpu)["p99"] < TARGET_SAFETY_P99_MS,
+    }
 
 
 async def _bench_rasa() -> dict[str, Any]:
@@ -112,9 +119,13 @@ async def _bench_rasa() -> dict[str, Any]:
                     raise RuntimeError("Rasa stopped answering during the benchmark")
         finally:
             await client.aclose()
-    return {"model": model.name, "train_or_cache_s": round(train_s, 1),
-            "server_start_s": round(start_s, 1), "requests": len(latencies),
-            "parse_ms": _percentiles(latencies)}
+    return {
+        "model": model.name,
+        "train_or_cache_s": round(train_s, 1),
+        "server_start_s": round(start_s, 1),
+        "requests": len(latencies),
+        "parse_ms": _percentiles(latencies),
+    }
 
 
 def run() -> dict[str, Any]:

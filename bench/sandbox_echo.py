@@ -73,8 +73,9 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def prepare_pupils(client: SandboxClient, count: int, *, text: str = "hoi",
-                         reply_timeout: float = 30.0) -> list[SimulatedPupil]:
+async def prepare_pupils(
+    client: SandboxClient, count: int, *, text: str = "hoi", reply_timeout: float = 30.0
+) -> list[SimulatedPupil]:
     """`count` new pupils who each sent `text` and got an answer (so they have buttons)."""
     pupils = await client.create_pupils(count)
 
@@ -86,9 +87,15 @@ async def prepare_pupils(client: SandboxClient, count: int, *, text: str = "hoi"
     return pupils
 
 
-async def drive_presses(client: SandboxClient, pupils: list[SimulatedPupil], duration_s: float,
-                        *, choose: Callable[[SimulatedPupil], str] = first_button,
-                        reply_timeout: float = 10.0, think_s: float = 0.0) -> PressStats:
+async def drive_presses(
+    client: SandboxClient,
+    pupils: list[SimulatedPupil],
+    duration_s: float,
+    *,
+    choose: Callable[[SimulatedPupil], str] = first_button,
+    reply_timeout: float = 10.0,
+    think_s: float = 0.0,
+) -> PressStats:
     """Every pupil presses a button, waits for the bot's answer, and repeats for `duration_s`.
 
     One press is one update; updates_per_s counts presses that got an answer. With `think_s`
@@ -124,43 +131,67 @@ async def drive_presses(client: SandboxClient, pupils: list[SimulatedPupil], dur
     started = time.monotonic()
     await asyncio.gather(*(keep_pressing(p) for p in pupils))
     elapsed = time.monotonic() - started
-    return PressStats(pupils=len(pupils), seconds=round(elapsed, 3), presses=len(latencies),
-                      errors=errors, updates_per_s=round(len(latencies) / elapsed, 1),
-                      latency_p50_ms=round(_percentile(latencies, 0.5) * 1000, 1),
-                      latency_p95_ms=round(_percentile(latencies, 0.95) * 1000, 1),
-                      latency_max_ms=round(max(latencies, default=0.0) * 1000, 1),
-                      error_samples=samples)
+    return PressStats(
+        pupils=len(pupils),
+        seconds=round(elapsed, 3),
+        presses=len(latencies),
+        errors=errors,
+        updates_per_s=round(len(latencies) / elapsed, 1),
+        latency_p50_ms=round(_percentile(latencies, 0.5) * 1000, 1),
+        latency_p95_ms=round(_percentile(latencies, 0.95) * 1000, 1),
+        latency_max_ms=round(max(latencies, default=0.0) * 1000, 1),
+        error_samples=samples,
+    )
 
 
-async def run_echo_bench(base_url: str, n_pupils: int, duration_s: float, *,
-                         token: str = ECHO_TOKEN, press_reply: PressReply = "edit",
-                         bot_process: bool = False, app: Starlette | None = None,
-                         think_s: float = 0.0) -> dict[str, Any]:
+async def run_echo_bench(
+    base_url: str,
+    n_pupils: int,
+    duration_s: float,
+    *,
+    token: str = ECHO_TOKEN,
+    press_reply: PressReply = "edit",
+    bot_process: bool = False,
+    app: Starlette | None = None,
+    think_s: float = 0.0,
+) -> dict[str, Any]:
     """Echo bot + `n_pupils` pressing for `duration_s`; returns the numbers.
 
     The bot polls from this process, or with `bot_process=True` from its own process (like
     `leerbot bot` in the end-to-end stack), so the driver and the bot do not share a core.
     Give `app` when the sandbox runs in this event loop: the driver then skips HTTP.
     """
-    async with _echo_bot(base_url, token=token, press_reply=press_reply,
-                         own_process=bot_process), SandboxClient(base_url, token=token,
-                             max_connections=max(20, n_pupils // 4), app=app) as client:
+    async with (
+        _echo_bot(base_url, token=token, press_reply=press_reply, own_process=bot_process),
+        SandboxClient(
+            base_url, token=token, max_connections=max(20, n_pupils // 4), app=app
+        ) as client,
+    ):
         pupils = await prepare_pupils(client, n_pupils)
         before = await client.stats()
         stats = await drive_presses(client, pupils, duration_s, think_s=think_s)
         after = await client.stats()
-    sandbox = {key: after[key] - before.get(key, 0) for key in
-               ("updates_queued", "updates_delivered", "sends_ok", "http_429")}
-    return {"bench": "sandbox_echo", "press_reply": press_reply, "bot_process": bot_process,
-            **stats.as_dict(), "sandbox": sandbox}
+    sandbox = {
+        key: after[key] - before.get(key, 0)
+        for key in ("updates_queued", "updates_delivered", "sends_ok", "http_429")
+    }
+    return {
+        "bench": "sandbox_echo",
+        "press_reply": press_reply,
+        "bot_process": bot_process,
+        **stats.as_dict(),
+        "sandbox": sandbox,
+    }
 
 
 @asynccontextmanager
-async def _echo_bot(base_url: str, *, token: str, press_reply: PressReply,
-                    own_process: bool) -> AsyncIterator[None]:
+async def _echo_bot(
+    base_url: str, *, token: str, press_reply: PressReply, own_process: bool
+) -> AsyncIterator[None]:
     if not own_process:
-        app = build_echo_application(api_url=f"{base_url}/bot", token=token,
-                                     press_reply=press_reply)
+        app = build_echo_application(
+            api_url=f"{base_url}/bot", token=token, press_reply=press_reply
+        )
         await start_echo(app)
         try:
             yield
@@ -168,9 +199,19 @@ async def _echo_bot(base_url: str, *, token: str, press_reply: PressReply,
             await stop_echo(app)
         return
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox.echo", "--api-url", f"{base_url}/bot", "--token", token,
-        "--press-reply", press_reply, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "sandbox.echo",
+        "--api-url",
+        f"{base_url}/bot",
+        "--token",
+        token,
+        "--press-reply",
+        press_reply,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         yield
     finally:
@@ -192,10 +233,13 @@ def _free_port() -> int:
 async def sandbox_process(port: int | None = None) -> AsyncIterator[str]:
     """`sandbox.server.run` in its own process (its own core), as in production tests."""
     port = port or _free_port()
-    code = ("from sandbox.server import run; "
-            f"run(host='127.0.0.1', port={port}, token=None, rate_limits=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    code = (
+        "from sandbox.server import run; "
+        f"run(host='127.0.0.1', port={port}, token=None, rate_limits=False)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
@@ -218,17 +262,33 @@ async def sandbox_process(port: int | None = None) -> AsyncIterator[str]:
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     if args.in_process:
         async with running() as (url, app):
-            return await run_echo_bench(url, args.pupils, args.seconds, app=app,
-                                        press_reply=args.press_reply,
-                                        bot_process=args.bot_process, think_s=args.think)
+            return await run_echo_bench(
+                url,
+                args.pupils,
+                args.seconds,
+                app=app,
+                press_reply=args.press_reply,
+                bot_process=args.bot_process,
+                think_s=args.think,
+            )
     if args.url:
-        return await run_echo_bench(args.url, args.pupils, args.seconds,
-                                    press_reply=args.press_reply, bot_process=args.bot_process,
-                                    think_s=args.think)
+        return await run_echo_bench(
+            args.url,
+            args.pupils,
+            args.seconds,
+            press_reply=args.press_reply,
+            bot_process=args.bot_process,
+            think_s=args.think,
+        )
     async with sandbox_process() as url:
-        return await run_echo_bench(url, args.pupils, args.seconds,
-                                    press_reply=args.press_reply, bot_process=args.bot_process,
-                                    think_s=args.think)
+        return await run_echo_bench(
+            url,
+            args.pupils,
+            args.seconds,
+            press_reply=args.press_reply,
+            bot_process=args.bot_process,
+            think_s=args.think,
+        )
 
 
 def main() -> None:
@@ -238,12 +298,20 @@ def main() -> None:
     parser.add_argument("--pupils", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--press-reply", choices=["edit", "new"], default="edit")
-    parser.add_argument("--bot-process", action="store_true",
-                        help="run the echo bot in its own process")
-    parser.add_argument("--in-process", action="store_true",
-                        help="serve the sandbox in this process; the driver skips HTTP")
-    parser.add_argument("--think", type=float, default=0.0,
-                        help="seconds each pupil pauses between presses (±50 %%)")
+    parser.add_argument(
+        "--bot-process", action="store_true", help="run the echo bot in its own process"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the sandbox in this process; the driver skips HTTP",
+    )
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each pupil pauses between presses (±50 %%)",
+    )
     result = asyncio.run(_main(parser.parse_args()))
     print(json.dumps(result))
 

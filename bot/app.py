@@ -33,8 +33,22 @@ COMMANDS = [
     ("vergeetmij", "Wis alles over jou"),
     ("help", "Hoe werkt Leerbot?"),
 ]
-MEDIA_KINDS = ("sticker", "voice", "photo", "video", "video_note", "audio", "document",
-               "location", "venue", "contact", "poll", "dice", "animation", "game")
+MEDIA_KINDS = (
+    "sticker",
+    "voice",
+    "photo",
+    "video",
+    "video_note",
+    "audio",
+    "document",
+    "location",
+    "venue",
+    "contact",
+    "poll",
+    "dice",
+    "animation",
+    "game",
+)
 
 
 @dataclass
@@ -53,9 +67,13 @@ class Runtime:
 async def load_runtime_catalog(sessions: Sessions, catalog: Catalog) -> None:
     """Store the current module versions and load older ones that runs may be pinned to."""
     async with sessions.begin() as session:
-        await repo.store_module_versions(session, {
-            (m.id, m.version): m.model_dump(mode="json", by_alias=True)
-            for m in catalog.modules.values()})
+        await repo.store_module_versions(
+            session,
+            {
+                (m.id, m.version): m.model_dump(mode="json", by_alias=True)
+                for m in catalog.modules.values()
+            },
+        )
         for row in await repo.module_versions(session):
             if (row.module_id, row.version) not in catalog.versions:
                 with contextlib.suppress(ValueError):
@@ -74,27 +92,34 @@ def incoming_from_update(update: Update) -> Incoming | None:
         message = query.message
         if message is None or query.from_user is None:
             return None
-        return Incoming(update_id=update.update_id, user_id=query.from_user.id,
-                        chat_id=message.chat.id, kind="callback",
-                        first_name=clean(query.from_user.first_name),
-                        callback_data=query.data or "", message_id=message.message_id)
+        return Incoming(
+            update_id=update.update_id,
+            user_id=query.from_user.id,
+            chat_id=message.chat.id,
+            kind="callback",
+            first_name=clean(query.from_user.first_name),
+            callback_data=query.data or "",
+            message_id=message.message_id,
+        )
     message = update.message
     if message is None or message.from_user is None:
         return None
     user = message.from_user
-    base = {"update_id": update.update_id, "user_id": user.id, "chat_id": message.chat.id,
-            "first_name": clean(user.first_name)}
+    base = {
+        "update_id": update.update_id,
+        "user_id": user.id,
+        "chat_id": message.chat.id,
+        "first_name": clean(user.first_name),
+    }
     if message.text is not None:
         text = clean(message.text)
         if text.startswith("/"):
             head, _, args = text[1:].partition(" ")
             command = head.split("@", 1)[0]
-            return Incoming(kind="command", command=command, args=args.strip(), text=text,
-                            **base)  # type: ignore[arg-type]  # base holds Incoming fields
+            return Incoming(kind="command", command=command, args=args.strip(), text=text, **base)  # type: ignore[arg-type]  # base holds Incoming fields
         return Incoming(kind="text", text=text, **base)  # type: ignore[arg-type]  # same
     kind = next((k for k in MEDIA_KINDS if getattr(message, k, None)), "other")
-    return Incoming(kind="media", text=clean(message.caption), media_kind=kind,
-                    **base)  # type: ignore[arg-type]  # same
+    return Incoming(kind="media", text=clean(message.caption), media_kind=kind, **base)  # type: ignore[arg-type]  # same
 
 
 class BotHandlers:
@@ -135,10 +160,12 @@ class BotHandlers:
         if message is None or update.edited_message is not None:
             return
         if (message.text and message.text.startswith("/")) or (
-                message.new_chat_members and any(m.is_bot for m in message.new_chat_members)):
+            message.new_chat_members and any(m.is_bot for m in message.new_chat_members)
+        ):
             with contextlib.suppress(Exception):
                 await context_bot(update).send_message(
-                    chat.id, self.runtime.catalog.texts.get("staff.group_refused"))
+                    chat.id, self.runtime.catalog.texts.get("staff.group_refused")
+                )
 
     async def _member_change(self, update: Update) -> None:
         member = update.my_chat_member
@@ -151,11 +178,15 @@ class BotHandlers:
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log first, so we see it even if the reply fails; the pupil gets a neutral line."""
         log.error("error while handling an update", exc_info=context.error)
-        if isinstance(update, Update) and update.effective_chat is not None \
-                and update.effective_chat.type == "private":
+        if (
+            isinstance(update, Update)
+            and update.effective_chat is not None
+            and update.effective_chat.type == "private"
+        ):
             with contextlib.suppress(Exception):
-                await context.bot.send_message(update.effective_chat.id,
-                                               self.runtime.catalog.texts.get("errors.generic"))
+                await context.bot.send_message(
+                    update.effective_chat.id, self.runtime.catalog.texts.get("errors.generic")
+                )
 
 
 def context_bot(update: Update) -> Any:
@@ -163,15 +194,21 @@ def context_bot(update: Update) -> Any:
     return update.get_bot()
 
 
-def build_runtime(settings: Settings, *, catalog: Catalog | None = None,
-                  engine: AsyncEngine | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, catalog: Catalog | None = None, engine: AsyncEngine | None = None
+) -> Runtime:
     """Database, content and the conversation service for one process."""
     catalog = catalog or load_catalog()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessions(engine)
     conversation = Conversation(sessions=sessions, catalog=catalog, secret=settings.secret)
-    return Runtime(settings=settings, engine=engine, sessions=sessions, catalog=catalog,
-                   conversation=conversation)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        catalog=catalog,
+        conversation=conversation,
+    )
 
 
 def build_application(runtime: Runtime, *, webhook: bool = False) -> Application:  # type: ignore[type-arg]  # PTB's generic defaults
@@ -179,12 +216,20 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
     settings = runtime.settings
     from bot.features import install_features  # safety, staff, reminders, cards, sender
 
-    builder = (ApplicationBuilder().token(settings.token)
-               .base_url(settings.telegram_api_url).base_file_url(settings.file_url)
-               .concurrent_updates(256)
-               .connection_pool_size(64).get_updates_connection_pool_size(2)
-               .read_timeout(15).write_timeout(15).connect_timeout(5).pool_timeout(10)
-               .get_updates_read_timeout(35))
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.file_url)
+        .concurrent_updates(256)
+        .connection_pool_size(64)
+        .get_updates_connection_pool_size(2)
+        .read_timeout(15)
+        .write_timeout(15)
+        .connect_timeout(5)
+        .pool_timeout(10)
+        .get_updates_read_timeout(35)
+    )
     if webhook:
         builder = builder.updater(None)
     handlers = BotHandlers(runtime)
@@ -194,8 +239,9 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
         await install_features(runtime, app)
         with contextlib.suppress(Exception):
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
-            await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS],
-                                          language_code="nl")
+            await app.bot.set_my_commands(
+                [BotCommand(c, d) for c, d in COMMANDS], language_code="nl"
+            )
 
     async def post_shutdown(_app: Application) -> None:  # type: ignore[type-arg]  # PTB generics
         sender = runtime.extras.get("sender")
@@ -225,5 +271,4 @@ def run_polling(settings: Settings) -> None:
     runtime = build_runtime(settings)
     runtime.extras.update(sender_mode="child", sender_child=child)
     app = build_application(runtime)
-    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False,
-                    close_loop=False)
+    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, close_loop=False)

@@ -87,9 +87,16 @@ def _now() -> datetime:
 class Conversation:
     """The unit-of-work owner for pupil events (bot handlers call `handle`)."""
 
-    def __init__(self, *, sessions: Sessions, catalog: Catalog, secret: bytes,
-                 parse: ParseFn | None = None, clock: Clock = _now,
-                 on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: Sessions,
+        catalog: Catalog,
+        secret: bytes,
+        parse: ParseFn | None = None,
+        clock: Clock = _now,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.secret = secret
@@ -98,8 +105,7 @@ class Conversation:
         self.on_commit = on_commit or (lambda: None)
         self.event_hooks: list[EventHook] = []
         self.attachment_renderers: dict[str, AttachmentRenderer] = {}
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = \
-            weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, user_id: int) -> asyncio.Lock:
         # Per-pupil serialisation inside one process; PostgreSQL adds a row lock across workers.
@@ -115,8 +121,12 @@ class Conversation:
             parse = None
             # A crisis the in-process rules already see is answered without waiting for Rasa:
             # the help lines must not depend on (or be slowed by) a network service.
-            if incoming.kind == "text" and self.parse is not None and incoming.text.strip() \
-                    and not assess(incoming.text).crisis:
+            if (
+                incoming.kind == "text"
+                and self.parse is not None
+                and incoming.text.strip()
+                and not assess(incoming.text).crisis
+            ):
                 parse = await self.parse(incoming.text)
             async with self.sessions.begin() as session:
                 handled = await self._handle(session, incoming, parse)
@@ -129,9 +139,16 @@ class Conversation:
             await self.system_in(session, pupil_id=pupil_id, command=command, data=data)
         self.on_commit()
 
-    async def system_in(self, session: AsyncSession, *, pupil_id: int, command: str,
-                        data: dict[str, Any], priority: int = 0,
-                        flag_id: int | None = None) -> StepResult | None:
+    async def system_in(
+        self,
+        session: AsyncSession,
+        *,
+        pupil_id: int,
+        command: str,
+        data: dict[str, Any],
+        priority: int = 0,
+        flag_id: int | None = None,
+    ) -> StepResult | None:
         """A system event inside the caller's transaction (the caller commits).
 
         `flag_id` ties the queued messages to a flag, so a failed delivery shows on it.
@@ -140,13 +157,15 @@ class Conversation:
         if pupil is None or not pupil.active:
             return None
         inbound = Inbound(kind=InboundKind.SYSTEM, command=command, data=data)
-        return await self._step(session, pupil, inbound, JoinOutcome.NONE, None, priority=priority,
-                                flag_id=flag_id)
+        return await self._step(
+            session, pupil, inbound, JoinOutcome.NONE, None, priority=priority, flag_id=flag_id
+        )
 
     # ------------------------------------------------------------ internals
 
-    async def _handle(self, session: AsyncSession, incoming: Incoming,
-                      parse: Parse | None) -> Handled:
+    async def _handle(
+        self, session: AsyncSession, incoming: Incoming, parse: Parse | None
+    ) -> Handled:
         now = self.clock()
         payload = None
         if incoming.kind == "callback":
@@ -154,11 +173,14 @@ class Conversation:
             payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
             if payload is None:
                 known = await repo.pupil_for_update(session, incoming.user_id)
-                log.warning("rejected callback data from %s (forged or foreign)",
-                            known.pseudonym if known else "an unknown user")
+                log.warning(
+                    "rejected callback data from %s (forged or foreign)",
+                    known.pseudonym if known else "an unknown user",
+                )
                 return Handled(notice=self.catalog.texts.get("input.button_expired_short"))
         if incoming.update_id is not None and not await repo.claim_update(
-                session, incoming.update_id, now=now):
+            session, incoming.update_id, now=now
+        ):
             log.info("duplicate update %s ignored", incoming.update_id)
             return Handled(duplicate=True)
         pupil = await repo.pupil_for_update(session, incoming.user_id)
@@ -172,12 +194,16 @@ class Conversation:
                 inbound = self._inbound(incoming, parse, None)
                 ctx = Context(catalog=self.catalog, join=join)
                 result = engine.step(PupilState(), inbound, ctx, now=now)
-                await self._queue(session, None, incoming.chat_id, result.outbound, incoming,
-                                  now=now)
+                await self._queue(
+                    session, None, incoming.chat_id, result.outbound, incoming, now=now
+                )
                 return Handled(notice=self._notice(result.outbound))
-            pupil = await repo.create_pupil(session, telegram_user_id=incoming.user_id,
-                                            chat_id=incoming.chat_id,
-                                            first_name=incoming.first_name)
+            pupil = await repo.create_pupil(
+                session,
+                telegram_user_id=incoming.user_id,
+                chat_id=incoming.chat_id,
+                first_name=incoming.first_name,
+            )
         if klass is not None and join is JoinOutcome.JOINED:
             pupil.class_id = klass.id
         pupil.last_seen_at = now
@@ -186,13 +212,15 @@ class Conversation:
             pupil.blocked = False  # they write again, so they unblocked the bot
         inbound = self._inbound(incoming, parse, payload)
         if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA} and inbound.text:
-            await repo.add_transcript(session, pupil_id=pupil.id, direction="in",
-                                      text=inbound.text, now=now)
+            await repo.add_transcript(
+                session, pupil_id=pupil.id, direction="in", text=inbound.text, now=now
+            )
         result = await self._step(session, pupil, inbound, join, incoming)
         return Handled(notice=self._notice(result.outbound))
 
-    async def _join_outcome(self, session: AsyncSession, pupil: Pupil | None,
-                            code: str) -> tuple[JoinOutcome, SchoolClass | None]:
+    async def _join_outcome(
+        self, session: AsyncSession, pupil: Pupil | None, code: str
+    ) -> tuple[JoinOutcome, SchoolClass | None]:
         code = code.upper()
         if not repo.is_join_code(code):
             return JoinOutcome.MALFORMED, None
@@ -205,21 +233,24 @@ class Conversation:
 
     def _inbound(self, incoming: Incoming, parse: Parse | None, payload: str | None) -> Inbound:
         if incoming.kind == "command":
-            return Inbound(kind=InboundKind.COMMAND, command=incoming.command.lower(),
-                           args=incoming.args)
+            return Inbound(
+                kind=InboundKind.COMMAND, command=incoming.command.lower(), args=incoming.args
+            )
         if incoming.kind == "callback":
             return Inbound(kind=InboundKind.BUTTON, payload=payload or "")
         if incoming.kind == "media":
-            return Inbound(kind=InboundKind.MEDIA, text=incoming.text,
-                           data={"media": incoming.media_kind})
+            return Inbound(
+                kind=InboundKind.MEDIA, text=incoming.text, data={"media": incoming.media_kind}
+            )
         return Inbound(kind=InboundKind.TEXT, text=incoming.text, parse=parse)
 
     @staticmethod
     def _notice(outbound: tuple[Outbound, ...]) -> str:
         return next((o.notice for o in outbound if o.notice), "")
 
-    async def context(self, session: AsyncSession, pupil: Pupil, join: JoinOutcome,
-                      inbound: Inbound) -> Context:
+    async def context(
+        self, session: AsyncSession, pupil: Pupil, join: JoinOutcome, inbound: Inbound
+    ) -> Context:
         """Everything the engine may know about this pupil beyond their own state."""
         klass = await session.get(SchoolClass, pupil.class_id) if pupil.class_id else None
         region = "BE"
@@ -236,14 +267,23 @@ class Conversation:
                 status[run.module_id] = "busy"
         if klass is not None:
             for a in await repo.assignments_for_class(session, klass.id):
-                assignments.append(Assignment(module=a.module_id, due=a.due,
-                                              status=status.get(a.module_id, "new")))  # type: ignore[arg-type]  # values are new|busy|done
+                assignments.append(
+                    Assignment(
+                        module=a.module_id, due=a.due, status=status.get(a.module_id, "new")
+                    )
+                )  # type: ignore[arg-type]  # values are new|busy|done
         history = None
         if engine.needs_history(inbound):
             history = await self._history(session, pupil)
-        return Context(catalog=self.catalog, assignments=tuple(assignments),
-                       class_name=klass.name if klass else None, join=join, region=region,
-                       history=history, first_name=pupil.first_name)
+        return Context(
+            catalog=self.catalog,
+            assignments=tuple(assignments),
+            class_name=klass.name if klass else None,
+            join=join,
+            region=region,
+            history=history,
+            first_name=pupil.first_name,
+        )
 
     async def _history(self, session: AsyncSession, pupil: Pupil) -> tuple[HistoryItem, ...]:
         items = []
@@ -253,14 +293,28 @@ class Conversation:
             if module is not None:
                 with contextlib.suppress(KeyError):  # a step removed in a newer version
                     question = _short_question(module, answer.step_id)
-            items.append(HistoryItem(module=answer.module_id, step=answer.step_id,
-                                     question=question, display=answer.display,
-                                     private=answer.private))
+            items.append(
+                HistoryItem(
+                    module=answer.module_id,
+                    step=answer.step_id,
+                    question=question,
+                    display=answer.display,
+                    private=answer.private,
+                )
+            )
         return tuple(items)
 
-    async def _step(self, session: AsyncSession, pupil: Pupil, inbound: Inbound,
-                    join: JoinOutcome, incoming: Incoming | None, *,
-                    priority: int = 0, flag_id: int | None = None) -> StepResult:
+    async def _step(
+        self,
+        session: AsyncSession,
+        pupil: Pupil,
+        inbound: Inbound,
+        join: JoinOutcome,
+        incoming: Incoming | None,
+        *,
+        priority: int = 0,
+        flag_id: int | None = None,
+    ) -> StepResult:
         now = self.clock()
         ctx = await self.context(session, pupil, join, inbound)
         state = PupilState.model_validate(pupil.state or {})
@@ -270,18 +324,35 @@ class Conversation:
         pupil.state = result.state.model_dump(mode="json")
         pupil.lang = result.state.lang
         pupil.reminders_off = result.state.reminders_off
-        await self._queue(session, pupil, pupil.chat_id, result.outbound, incoming, now=now,
-                          priority=priority, flag_id=flag_id)
+        await self._queue(
+            session,
+            pupil,
+            pupil.chat_id,
+            result.outbound,
+            incoming,
+            now=now,
+            priority=priority,
+            flag_id=flag_id,
+        )
         return result
 
     async def _run(self, session: AsyncSession, pupil: Pupil, module_id: str) -> Run | None:
         return await repo.latest_run(session, pupil.id, module_id)
 
-    async def _apply(self, session: AsyncSession, pupil: Pupil, event: Event,
-                     state: PupilState, now: datetime) -> None:
+    async def _apply(
+        self, session: AsyncSession, pupil: Pupil, event: Event, state: PupilState, now: datetime
+    ) -> None:
         if isinstance(event, RunStarted):
-            session.add(Run(pupil_id=pupil.id, module_id=event.module, version=event.version,
-                            status="busy", started_at=now, updated_at=now))
+            session.add(
+                Run(
+                    pupil_id=pupil.id,
+                    module_id=event.module,
+                    version=event.version,
+                    status="busy",
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
             await session.flush()
         elif isinstance(event, RunProgressed):
             run = await self._run(session, pupil, event.module)
@@ -292,8 +363,15 @@ class Conversation:
         elif isinstance(event, AnswerRecorded):
             run = await self._run(session, pupil, event.module)
             if run is not None:
-                await repo.save_answer(session, run=run, step_id=event.step, value=event.value,
-                                       display=event.display, private=event.private, now=now)
+                await repo.save_answer(
+                    session,
+                    run=run,
+                    step_id=event.step,
+                    value=event.value,
+                    display=event.display,
+                    private=event.private,
+                    now=now,
+                )
                 if event.private:
                     await self._mark_last_in_private(session, pupil)
         elif isinstance(event, RunPaused):
@@ -330,9 +408,18 @@ class Conversation:
             if line.direction == "in":
                 line.private = True
 
-    async def _queue(self, session: AsyncSession, pupil: Pupil | None, chat_id: int,
-                     outbound: tuple[Outbound, ...], incoming: Incoming | None, *,
-                     now: datetime, priority: int = 0, flag_id: int | None = None) -> None:
+    async def _queue(
+        self,
+        session: AsyncSession,
+        pupil: Pupil | None,
+        chat_id: int,
+        outbound: tuple[Outbound, ...],
+        incoming: Incoming | None,
+        *,
+        now: datetime,
+        priority: int = 0,
+        flag_id: int | None = None,
+    ) -> None:
         edit_id = incoming.message_id if incoming is not None else None
         for message in outbound:
             for method, params in render(self.secret, chat_id, message, edit_id):
@@ -351,12 +438,20 @@ class Conversation:
                     params.pop("attachment", None)
                 elif method in {"sendPhoto", "sendDocument"}:
                     continue  # nothing to render for someone without a pupil row
-                await repo.enqueue(session, chat_id=chat_id, method=method, payload=params,
-                                   priority=priority, pupil_id=pupil.id if pupil else None,
-                                   flag_id=flag_id, now=now)
+                await repo.enqueue(
+                    session,
+                    chat_id=chat_id,
+                    method=method,
+                    payload=params,
+                    priority=priority,
+                    pupil_id=pupil.id if pupil else None,
+                    flag_id=flag_id,
+                    now=now,
+                )
             if pupil is not None and message.text and message.kind == "text":
-                await repo.add_transcript(session, pupil_id=pupil.id, direction="out",
-                                          text=message.text, now=now)
+                await repo.add_transcript(
+                    session, pupil_id=pupil.id, direction="out", text=message.text, now=now
+                )
 
 
 def _b64(data: bytes) -> str:

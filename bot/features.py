@@ -32,9 +32,14 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     conversation = runtime.conversation
     conversation.event_hooks.append(flag_hook)
     metrics = runtime.extras.setdefault("metrics", DeliveryMetrics())
-    sender = make_sender(sessions=runtime.sessions, engine=runtime.engine, bot=app.bot,
-                         global_rate=settings.send_rate_global,
-                         chat_rate=settings.send_rate_chat, metrics=metrics)
+    sender = make_sender(
+        sessions=runtime.sessions,
+        engine=runtime.engine,
+        bot=app.bot,
+        global_rate=settings.send_rate_global,
+        chat_rate=settings.send_rate_chat,
+        metrics=metrics,
+    )
     runtime.extras["sender"] = sender
     conversation.on_commit = sender.wake
     if runtime.engine.dialect.name == "postgresql":

@@ -19,7 +19,6 @@ CONTEXT_LINES = 20
 STATES = ("open", "acknowledged", "in_conversation", "closed")
 
 
-
 class Outcome(StrEnum):
     """What a FlagRaised event did to the pupil's flags."""
 
@@ -29,20 +28,29 @@ class Outcome(StrEnum):
 
 
 # Called after a FlagRaised event created or updated a flag row.
-FlagListener = Callable[[AsyncSession, Pupil, Flag, FlagRaised, Outcome, datetime],
-                        Awaitable[None]]
+FlagListener = Callable[
+    [AsyncSession, Pupil, Flag, FlagRaised, Outcome, datetime], Awaitable[None]
+]
 
 
 async def context_lines(session: AsyncSession, pupil_id: int) -> list[dict[str, str]]:
     """The last transcript lines a counsellor may see (never lines marked private)."""
     lines = await repo.recent_transcript(session, pupil_id, limit=CONTEXT_LINES * 2)
     visible = [line for line in lines if not line.private][-CONTEXT_LINES:]
-    return [{"at": line.created_at.isoformat(), "dir": line.direction, "text": line.text}
-            for line in visible]
+    return [
+        {"at": line.created_at.isoformat(), "dir": line.direction, "text": line.text}
+        for line in visible
+    ]
 
 
-async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
-                     now: datetime, *, staff: Staff | None = None) -> tuple[Flag, bool]:
+async def raise_flag(
+    session: AsyncSession,
+    pupil: Pupil,
+    event: FlagRaised,
+    now: datetime,
+    *,
+    staff: Staff | None = None,
+) -> tuple[Flag, bool]:
     """Create the flag, or update the pupil's open flag of the same kind; True when new.
 
     `staff` marks a flag a staff member asked for: it gets no transcript, because the pupil
@@ -52,11 +60,16 @@ async def raise_flag(session: AsyncSession, pupil: Pupil, event: FlagRaised,
     return flag, outcome is Outcome.NEW
 
 
-async def _raise(session: AsyncSession, pupil: Pupil, event: FlagRaised, now: datetime, *,
-                 staff: Staff | None) -> tuple[Flag, Outcome]:
+async def _raise(
+    session: AsyncSession, pupil: Pupil, event: FlagRaised, now: datetime, *, staff: Staff | None
+) -> tuple[Flag, Outcome]:
     klass = await session.get(SchoolClass, pupil.class_id) if pupil.class_id else None
-    existing = await repo.open_flag(session, pupil_id=pupil.id, kind=event.level,
-                                    target=event.target if event.level == "contactvraag" else None)
+    existing = await repo.open_flag(
+        session,
+        pupil_id=pupil.id,
+        kind=event.level,
+        target=event.target if event.level == "contactvraag" else None,
+    )
     evidence = list(event.evidence)
     lines = [] if staff is not None else await context_lines(session, pupil.id)
     action = "contact_opened" if staff is not None else None
@@ -71,19 +84,43 @@ async def _raise(session: AsyncSession, pupil: Pupil, event: FlagRaised, now: da
         if lines:
             existing.context = {"lines": lines}
         existing.updated_at = now
-        await repo.add_flag_event(session, flag=existing, action=action or "updated",
-                                  staff_id=staff_id, note=event.reason, now=now)
+        await repo.add_flag_event(
+            session,
+            flag=existing,
+            action=action or "updated",
+            staff_id=staff_id,
+            note=event.reason,
+            now=now,
+        )
         return existing, outcome
-    flag = Flag(school_id=klass.school_id if klass else None, pupil_id=pupil.id,
-                pupil_pseudonym=pupil.pseudonym, class_id=klass.id if klass else None,
-                kind=event.level, reason=event.reason, category=event.category,
-                evidence={"items": evidence}, target=event.target, urgent=event.urgent,
-                about=event.about, module_id=event.module, state="open",
-                context={"lines": lines}, created_at=now, updated_at=now)
+    flag = Flag(
+        school_id=klass.school_id if klass else None,
+        pupil_id=pupil.id,
+        pupil_pseudonym=pupil.pseudonym,
+        class_id=klass.id if klass else None,
+        kind=event.level,
+        reason=event.reason,
+        category=event.category,
+        evidence={"items": evidence},
+        target=event.target,
+        urgent=event.urgent,
+        about=event.about,
+        module_id=event.module,
+        state="open",
+        context={"lines": lines},
+        created_at=now,
+        updated_at=now,
+    )
     session.add(flag)
     await session.flush()
-    await repo.add_flag_event(session, flag=flag, action=action or "opened", staff_id=staff_id,
-                              note=event.reason, now=now)
+    await repo.add_flag_event(
+        session,
+        flag=flag,
+        action=action or "opened",
+        staff_id=staff_id,
+        note=event.reason,
+        now=now,
+    )
     log.info("flag %s (%s) opened for %s", flag.id, flag.kind, pupil.pseudonym)
     return flag, Outcome.NEW
 
@@ -94,8 +131,9 @@ async def _hide_private_answer(session: AsyncSession, pupil: Pupil, now: datetim
     The engine raises the flag before it records the answer, so the snapshot taken then
     still holds the line; the flag keeps its category and evidence (the pupil is told so).
     """
-    stmt = select(Flag).where(Flag.pupil_id == pupil.id, Flag.updated_at == now,
-                              Flag.state != "closed")
+    stmt = select(Flag).where(
+        Flag.pupil_id == pupil.id, Flag.updated_at == now, Flag.state != "closed"
+    )
     for flag in (await session.scalars(stmt)).all():
         if flag.context.get("lines"):
             flag.context = {"lines": await context_lines(session, pupil.id)}
@@ -107,8 +145,9 @@ class FlagHook:
     def __init__(self, listeners: Sequence[FlagListener] = ()) -> None:
         self.listeners: list[FlagListener] = list(listeners)
 
-    async def __call__(self, session: AsyncSession, pupil: Pupil, event: Event,
-                       now: datetime) -> None:
+    async def __call__(
+        self, session: AsyncSession, pupil: Pupil, event: Event, now: datetime
+    ) -> None:
         """Handle one engine event inside the pupil's transaction."""
         if isinstance(event, FlagRaised):
             flag, outcome = await _raise(session, pupil, event, now, staff=None)

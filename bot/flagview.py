@@ -30,15 +30,26 @@ async def flag_rows(session: AsyncSession) -> list[dict[str, Any]]:
     staff = {s.id: s.name for s in (await session.scalars(select(Staff))).all()}
     rows = []
     for flag in await repo.flags_newest_first(session):
-        rows.append({
-            "id": flag.id, "type": flag.kind, "reason": flag.reason, "category": flag.category,
-            "urgency": urgency(flag.kind, flag.urgent), "state": flag.state,
-            "target": flag.target, "pupil": flag.pupil_pseudonym,
-            "class": classes.get(flag.class_id or -1), "school": schools.get(flag.school_id or -1),
-            "assigned_to": staff.get(flag.assigned_staff_id or -1),
-            "created_at": flag.created_at.isoformat(), "updated_at": _iso(flag.updated_at),
-            "acknowledged_at": _iso(flag.acknowledged_at),
-            "escalated_at": _iso(flag.escalated_at), "closed_at": _iso(flag.closed_at),
-            "notified_at": _iso(flag.notified_at), "delivery_failed": flag.delivery_failed,
-        })
+        rows.append(
+            {
+                "id": flag.id,
+                "type": flag.kind,
+                "reason": flag.reason,
+                "category": flag.category,
+                "urgency": urgency(flag.kind, flag.urgent),
+                "state": flag.state,
+                "target": flag.target,
+                "pupil": flag.pupil_pseudonym,
+                "class": classes.get(flag.class_id or -1),
+                "school": schools.get(flag.school_id or -1),
+                "assigned_to": staff.get(flag.assigned_staff_id or -1),
+                "created_at": flag.created_at.isoformat(),
+                "updated_at": _iso(flag.updated_at),
+                "acknowledged_at": _iso(flag.acknowledged_at),
+                "escalated_at": _iso(flag.escalated_at),
+                "closed_at": _iso(flag.closed_at),
+                "notified_at": _iso(flag.notified_at),
+                "delivery_failed": flag.delivery_failed,
+            }
+        )
     return rows

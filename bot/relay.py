@@ -71,21 +71,22 @@ async def may_see(session: AsyncSession, staff: Staff, flag: Flag) -> bool:
     return klass is not None and klass.teacher_id == staff.id
 
 
-async def _flag(session: AsyncSession, flag_id: int, staff: Staff, *,
-                lock: bool = False) -> Flag:
+async def _flag(session: AsyncSession, flag_id: int, staff: Staff, *, lock: bool = False) -> Flag:
     flag = await session.get(Flag, flag_id, with_for_update=lock or None)
     if flag is None or not await may_see(session, staff, flag):
         raise FlagNotFound(t("relay.not_found"))
     return flag
 
 
-async def _audit(session: AsyncSession, staff: Staff, action: str, flag: Flag,
-                 now: datetime) -> None:
+async def _audit(
+    session: AsyncSession, staff: Staff, action: str, flag: Flag, now: datetime
+) -> None:
     await repo.audit(session, staff=staff, action=action, target=f"flag:{flag.id}", now=now)
 
 
-async def flag_for_staff(session: AsyncSession, *, flag_id: int, staff: Staff,
-                         now: datetime) -> Flag:
+async def flag_for_staff(
+    session: AsyncSession, *, flag_id: int, staff: Staff, now: datetime
+) -> Flag:
     """The flag if this staff member may see it (FlagNotFound otherwise); audits the read."""
     flag = await _flag(session, flag_id, staff)
     await _audit(session, staff, "flag.view", flag, now)
@@ -95,9 +96,8 @@ async def flag_for_staff(session: AsyncSession, *, flag_id: int, staff: Staff,
 # ---------------------------------------------------------------- actions
 
 
-async def acknowledge(session: AsyncSession, *, flag_id: int, staff: Staff,
-                      now: datetime) -> Flag:
-    """"Ik neem dit op": the flag is seen; acknowledging again changes nothing."""
+async def acknowledge(session: AsyncSession, *, flag_id: int, staff: Staff, now: datetime) -> Flag:
+    """ "Ik neem dit op": the flag is seen; acknowledging again changes nothing."""
     flag = await _flag(session, flag_id, staff, lock=True)
     await _audit(session, staff, "flag.acknowledge", flag, now)
     if flag.state == "closed":
@@ -107,15 +107,17 @@ async def acknowledge(session: AsyncSession, *, flag_id: int, staff: Staff,
         flag.acknowledged_at = now
         flag.assigned_staff_id = flag.assigned_staff_id or staff.id
         flag.updated_at = now
-        await repo.add_flag_event(session, flag=flag, action="acknowledged", staff_id=staff.id,
-                                  now=now)
+        await repo.add_flag_event(
+            session, flag=flag, action="acknowledged", staff_id=staff.id, now=now
+        )
     return flag
 
 
 def _conversation(catalog: Catalog, secret: bytes, now: datetime) -> Conversation:
     # Only `system_in` is used, inside the caller's session; the session factory stays unused.
-    return Conversation(sessions=async_sessionmaker(), catalog=catalog, secret=secret,
-                        clock=lambda: now)
+    return Conversation(
+        sessions=async_sessionmaker(), catalog=catalog, secret=secret, clock=lambda: now
+    )
 
 
 async def _pupil(session: AsyncSession, flag: Flag) -> Pupil:
@@ -125,8 +127,16 @@ async def _pupil(session: AsyncSession, flag: Flag) -> Pupil:
     return pupil
 
 
-async def reply(session: AsyncSession, *, flag_id: int, staff: Staff, text: str, now: datetime,
-                catalog: Catalog, secret: bytes) -> Flag:
+async def reply(
+    session: AsyncSession,
+    *,
+    flag_id: int,
+    staff: Staff,
+    text: str,
+    now: datetime,
+    catalog: Catalog,
+    secret: bytes,
+) -> Flag:
     """Send the pupil a message; the first reply opens the conversation (in_conversation)."""
     text = text.strip()
     if not text:
@@ -140,18 +150,31 @@ async def reply(session: AsyncSession, *, flag_id: int, staff: Staff, text: str,
     pupil = await _pupil(session, flag)
     state = PupilState.model_validate(pupil.state or {})
     handover = state.handover
-    opening = not (state.mode == "handover" and handover is not None
-                   and handover.flag_id == flag.id and flag.assigned_staff_id == staff.id)
+    opening = not (
+        state.mode == "handover"
+        and handover is not None
+        and handover.flag_id == flag.id
+        and flag.assigned_staff_id == staff.id
+    )
     conversation = _conversation(catalog, secret, now)
     if opening:
         # (Re)open: a new conversation, another staff member taking over, or a pupil who
         # went back to the menu; from now on their messages go to this staff member.
-        await conversation.system_in(session, pupil_id=pupil.id, command="handover_open",
-                                     data={"flag_id": flag.id, "staff_name": first_name(staff),
-                                           "role": staff.role}, flag_id=flag.id)
-    result = await conversation.system_in(session, pupil_id=pupil.id, command="handover_message",
-                                          data={"text": text, "first": opening},
-                                          priority=0, flag_id=flag.id)
+        await conversation.system_in(
+            session,
+            pupil_id=pupil.id,
+            command="handover_open",
+            data={"flag_id": flag.id, "staff_name": first_name(staff), "role": staff.role},
+            flag_id=flag.id,
+        )
+    result = await conversation.system_in(
+        session,
+        pupil_id=pupil.id,
+        command="handover_message",
+        data={"text": text, "first": opening},
+        priority=0,
+        flag_id=flag.id,
+    )
     if result is not None and result.outbound:
         await _mark_staff_line(session, pupil.id, result.outbound[0].text)
     if flag.state != "in_conversation":
@@ -159,24 +182,39 @@ async def reply(session: AsyncSession, *, flag_id: int, staff: Staff, text: str,
         flag.acknowledged_at = flag.acknowledged_at or now
     flag.assigned_staff_id = staff.id
     flag.updated_at = now
-    await repo.add_flag_event(session, flag=flag, action="replied", staff_id=staff.id, note=text,
-                              now=now)
+    await repo.add_flag_event(
+        session, flag=flag, action="replied", staff_id=staff.id, note=text, now=now
+    )
     return flag
 
 
 async def _mark_staff_line(session: AsyncSession, pupil_id: int, text: str) -> None:
     """The conversation writes every message as "out"; this one a person wrote."""
-    stmt = (select(TranscriptLine).where(TranscriptLine.pupil_id == pupil_id,
-                                         TranscriptLine.direction == "out",
-                                         TranscriptLine.text == text[:4096])
-            .order_by(TranscriptLine.id.desc()).limit(1))
+    stmt = (
+        select(TranscriptLine)
+        .where(
+            TranscriptLine.pupil_id == pupil_id,
+            TranscriptLine.direction == "out",
+            TranscriptLine.text == text[:4096],
+        )
+        .order_by(TranscriptLine.id.desc())
+        .limit(1)
+    )
     line = (await session.scalars(stmt)).first()
     if line is not None:
         line.direction = "staff"
 
 
-async def close(session: AsyncSession, *, flag_id: int, staff: Staff, note: str, now: datetime,
-                catalog: Catalog, secret: bytes) -> Flag:
+async def close(
+    session: AsyncSession,
+    *,
+    flag_id: int,
+    staff: Staff,
+    note: str,
+    now: datetime,
+    catalog: Catalog,
+    secret: bytes,
+) -> Flag:
     """Close the flag with a note; a pupil in this conversation goes back to the menu."""
     note = note.strip()
     if not note:
@@ -190,27 +228,36 @@ async def close(session: AsyncSession, *, flag_id: int, staff: Staff, note: str,
     flag.close_note = note
     flag.assigned_staff_id = flag.assigned_staff_id or staff.id
     flag.updated_at = now
-    await repo.add_flag_event(session, flag=flag, action="closed", staff_id=staff.id, note=note,
-                              now=now)
+    await repo.add_flag_event(
+        session, flag=flag, action="closed", staff_id=staff.id, note=note, now=now
+    )
     pupil = await session.get(Pupil, flag.pupil_id) if flag.pupil_id else None
     if pupil is not None and pupil.active:
         state = PupilState.model_validate(pupil.state or {})
         if state.handover is not None and state.handover.flag_id == flag.id:
             await _conversation(catalog, secret, now).system_in(
-                session, pupil_id=pupil.id, command="handover_close", data={}, flag_id=flag.id)
+                session, pupil_id=pupil.id, command="handover_close", data={}, flag_id=flag.id
+            )
     return flag
 
 
-async def open_contact_flag(session: AsyncSession, *, pupil_id: int, staff: Staff, reason: str,
-                            now: datetime) -> Flag:
+async def open_contact_flag(
+    session: AsyncSession, *, pupil_id: int, staff: Staff, reason: str, now: datetime
+) -> Flag:
     """A staff member asks the counsellors to contact a pupil of their school."""
     pupil = await session.get(Pupil, pupil_id)
     klass = await session.get(SchoolClass, pupil.class_id) if pupil and pupil.class_id else None
-    if pupil is None or not pupil.active or klass is None or not staff.active \
-            or klass.school_id != staff.school_id:
+    if (
+        pupil is None
+        or not pupil.active
+        or klass is None
+        or not staff.active
+        or klass.school_id != staff.school_id
+    ):
         raise FlagNotFound(t("relay.pupil_not_found"))
-    event = FlagRaised(level="contactvraag", reason=reason.strip()[:60] or "contact",
-                       target="begeleider")
+    event = FlagRaised(
+        level="contactvraag", reason=reason.strip()[:60] or "contact", target="begeleider"
+    )
     flag, _new = await raise_flag(session, pupil, event, now, staff=staff)
     await _audit(session, staff, "flag.contact", flag, now)
     # The bot process notifies the counsellors (it holds the Telegram settings): it picks up
@@ -224,13 +271,16 @@ async def open_contact_flag(session: AsyncSession, *, pupil_id: int, staff: Staf
 async def handover_started(session: AsyncSession, flag: Flag) -> datetime | None:
     """When staff first wrote to the pupil on this flag (None: no conversation yet)."""
     started: datetime | None = await session.scalar(
-        select(func.min(FlagEvent.created_at)).where(FlagEvent.flag_id == flag.id,
-                                                     FlagEvent.action == "replied"))
+        select(func.min(FlagEvent.created_at)).where(
+            FlagEvent.flag_id == flag.id, FlagEvent.action == "replied"
+        )
+    )
     return started
 
 
-async def pupil_messages(session: AsyncSession, *, flag: Flag,
-                         limit: int = 50) -> list[dict[str, Any]]:
+async def pupil_messages(
+    session: AsyncSession, *, flag: Flag, limit: int = 50
+) -> list[dict[str, Any]]:
     """The conversation since the handover started, oldest first (dir: in | staff | out).
 
     Only lines from the handover to the close: what the pupil did with the bot before or
@@ -241,18 +291,29 @@ async def pupil_messages(session: AsyncSession, *, flag: Flag,
     started = await handover_started(session, flag)
     if started is None:
         return []
-    stmt = select(TranscriptLine).where(TranscriptLine.pupil_id == flag.pupil_id,
-                                        TranscriptLine.created_at >= started,
-                                        TranscriptLine.private.is_(False))
+    stmt = select(TranscriptLine).where(
+        TranscriptLine.pupil_id == flag.pupil_id,
+        TranscriptLine.created_at >= started,
+        TranscriptLine.private.is_(False),
+    )
     if flag.closed_at is not None:
         stmt = stmt.where(TranscriptLine.created_at <= flag.closed_at)
     lines = (await session.scalars(stmt.order_by(TranscriptLine.id.desc()).limit(limit))).all()
-    return [{"at": line.created_at.isoformat(), "dir": line.direction, "text": line.text}
-            for line in reversed(lines)]
+    return [
+        {"at": line.created_at.isoformat(), "dir": line.direction, "text": line.text}
+        for line in reversed(lines)
+    ]
 
 
-async def forward_to_staff(session: AsyncSession, *, pupil: Pupil, flag_id: int, text: str,
-                           now: datetime, alert: bool = False) -> bool:
+async def forward_to_staff(
+    session: AsyncSession,
+    *,
+    pupil: Pupil,
+    flag_id: int,
+    text: str,
+    now: datetime,
+    alert: bool = False,
+) -> bool:
     """A pupil's message in an open conversation → the staff member's Telegram chat.
 
     This is the one place pupil text goes to staff Telegram: the staff member is in this
@@ -269,7 +330,13 @@ async def forward_to_staff(session: AsyncSession, *, pupil: Pupil, flag_id: int,
         return False
     key = "notify.pupil_message_alert" if alert else "notify.pupil_message"
     body = t(key, id=flag.id, pupil=pupil.pseudonym, text=text)
-    await repo.enqueue(session, chat_id=staff.telegram_user_id, method="sendMessage",
-                       payload={"chat_id": staff.telegram_user_id, "text": body[:4096]},
-                       priority=1, staff_id=staff.id, now=now)
+    await repo.enqueue(
+        session,
+        chat_id=staff.telegram_user_id,
+        method="sendMessage",
+        payload={"chat_id": staff.telegram_user_id, "text": body[:4096]},
+        priority=1,
+        staff_id=staff.id,
+        now=now,
+    )
     return True

@@ -14,9 +14,12 @@ def keyboard(secret: bytes, chat_id: int, outbound: Outbound) -> dict[str, Any] 
     """An inline keyboard with signed callback data, or None."""
     if not outbound.buttons:
         return None
-    return {"inline_keyboard": [
-        [{"text": b.label, "callback_data": sign(secret, chat_id, b.payload)} for b in row]
-        for row in outbound.buttons]}
+    return {
+        "inline_keyboard": [
+            [{"text": b.label, "callback_data": sign(secret, chat_id, b.payload)} for b in row]
+            for row in outbound.buttons
+        ]
+    }
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -39,18 +42,25 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return parts
 
 
-def render(secret: bytes, chat_id: int, outbound: Outbound,
-           edit_message_id: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+def render(
+    secret: bytes, chat_id: int, outbound: Outbound, edit_message_id: int | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """The Bot API calls (method, params) for one outbound message."""
     markup = keyboard(secret, chat_id, outbound)
     if outbound.kind == "photo":
-        params: dict[str, Any] = {"chat_id": chat_id, "caption": outbound.text[:1024],
-                                  "attachment": outbound.attachment}
+        params: dict[str, Any] = {
+            "chat_id": chat_id,
+            "caption": outbound.text[:1024],
+            "attachment": outbound.attachment,
+        }
         return [("sendPhoto", params)]
     if outbound.kind == "document":
         # The conversation renders the attachment ("export:<file name>") into document_b64.
-        params = {"chat_id": chat_id, "caption": outbound.text[:1024],
-                  "attachment": outbound.attachment}
+        params = {
+            "chat_id": chat_id,
+            "caption": outbound.text[:1024],
+            "attachment": outbound.attachment,
+        }
         return [("sendDocument", params)]
     if not outbound.text:
         return []

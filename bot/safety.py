@@ -49,9 +49,15 @@ def flag_url(settings: Settings, flag_id: int) -> str:
 class SafetyNet:
     """Notifies staff about flags and escalates crises nobody picked up."""
 
-    def __init__(self, *, settings: Settings, sessions: Sessions, secret: bytes,
-                 wake: Callable[[], None] = lambda: None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: Sessions,
+        secret: bytes,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.secret = secret
@@ -71,8 +77,9 @@ class SafetyNet:
 
     # ------------------------------------------------------------ recipients and messages
 
-    async def recipients(self, session: AsyncSession, flag: Flag, *,
-                         admins: bool = False) -> list[Staff]:
+    async def recipients(
+        self, session: AsyncSession, flag: Flag, *, admins: bool = False
+    ) -> list[Staff]:
         """Who hears about this flag: the class teacher for a request to them, else counsellors.
 
         A school without counsellor accounts falls back to its admins: a signal must always
@@ -82,13 +89,22 @@ class SafetyNet:
             return []
         if flag.kind == "contactvraag" and flag.target == "leerkracht" and flag.class_id:
             klass = await session.get(SchoolClass, flag.class_id)
-            teacher = await session.get(Staff, klass.teacher_id) if klass and \
-                klass.teacher_id else None
+            teacher = (
+                await session.get(Staff, klass.teacher_id) if klass and klass.teacher_id else None
+            )
             if teacher is not None and teacher.active:
                 return [teacher]
-        staff = (await session.scalars(select(Staff).where(
-            Staff.school_id == flag.school_id, Staff.active,
-            Staff.role.in_(("counsellor", "admin"))).order_by(Staff.id))).all()
+        staff = (
+            await session.scalars(
+                select(Staff)
+                .where(
+                    Staff.school_id == flag.school_id,
+                    Staff.active,
+                    Staff.role.in_(("counsellor", "admin")),
+                )
+                .order_by(Staff.id)
+            )
+        ).all()
         counsellors = [s for s in staff if s.role == "counsellor"]
         if admins or not counsellors:
             return list(staff)
@@ -100,9 +116,11 @@ class SafetyNet:
 
     async def _text(self, session: AsyncSession, flag: Flag, key: str) -> str:
         values: dict[str, Any] = {
-            "id": flag.id, "class_name": await self._class_name(session, flag),
+            "id": flag.id,
+            "class_name": await self._class_name(session, flag),
             "url": flag_url(self.settings, flag.id),
-            "minutes": f"{self.settings.escalation_minutes:g}"}
+            "minutes": f"{self.settings.escalation_minutes:g}",
+        }
         if flag.kind == "contactvraag":
             values["target"] = relay.t(f"notify.target_{flag.target or 'begeleider'}")
             opener = await self._opener(session, flag)
@@ -112,8 +130,11 @@ class SafetyNet:
 
     async def _opener(self, session: AsyncSession, flag: Flag) -> Staff | None:
         """The staff member who asked for this contact request, if it was not the pupil."""
-        staff_id = await session.scalar(select(FlagEvent.staff_id).where(
-            FlagEvent.flag_id == flag.id, FlagEvent.action == "contact_opened").limit(1))
+        staff_id = await session.scalar(
+            select(FlagEvent.staff_id)
+            .where(FlagEvent.flag_id == flag.id, FlagEvent.action == "contact_opened")
+            .limit(1)
+        )
         return await session.get(Staff, staff_id) if staff_id else None
 
     def _key(self, flag: Flag) -> str:
@@ -121,8 +142,9 @@ class SafetyNet:
             return "notify.contactvraag_urgent"
         return f"notify.{flag.kind}"
 
-    async def notify(self, session: AsyncSession, flag: Flag, now: datetime, *,
-                     escalated: bool = False) -> int:
+    async def notify(
+        self, session: AsyncSession, flag: Flag, now: datetime, *, escalated: bool = False
+    ) -> int:
         """Queue a notification to every linked recipient; returns how many were queued.
 
         Never any pupil text: kind, urgency, class and the link. Staff without a linked
@@ -135,29 +157,55 @@ class SafetyNet:
         queued = 0
         for staff in await self.recipients(session, flag, admins=escalated):
             if staff.telegram_user_id is None:
-                log.info("flag %s: %s %s has no linked Telegram, not notified", flag.id,
-                         staff.role, staff.id)
+                log.info(
+                    "flag %s: %s %s has no linked Telegram, not notified",
+                    flag.id,
+                    staff.role,
+                    staff.id,
+                )
                 continue
             chat_id = staff.telegram_user_id
-            button = {"text": relay.t("notify.ack_button"),
-                      "callback_data": sign(self.secret, chat_id, f"{ACK_PREFIX}{flag.id}")}
-            payload = {"chat_id": chat_id, "text": text,
-                       "link_preview_options": {"is_disabled": True},
-                       "reply_markup": {"inline_keyboard": [[button]]}}
-            await repo.enqueue(session, chat_id=chat_id, method="sendMessage", payload=payload,
-                               priority=priority, staff_id=staff.id, now=now)
+            button = {
+                "text": relay.t("notify.ack_button"),
+                "callback_data": sign(self.secret, chat_id, f"{ACK_PREFIX}{flag.id}"),
+            }
+            payload = {
+                "chat_id": chat_id,
+                "text": text,
+                "link_preview_options": {"is_disabled": True},
+                "reply_markup": {"inline_keyboard": [[button]]},
+            }
+            await repo.enqueue(
+                session,
+                chat_id=chat_id,
+                method="sendMessage",
+                payload=payload,
+                priority=priority,
+                staff_id=staff.id,
+                now=now,
+            )
             queued += 1
         if urgent and queued == 0:
             # The flag stands in the dashboard queue, but nobody hears about it on Telegram.
-            log.warning("flag %s (%s): no staff member with a linked Telegram account to tell",
-                        flag.id, flag.kind)
+            log.warning(
+                "flag %s (%s): no staff member with a linked Telegram account to tell",
+                flag.id,
+                flag.kind,
+            )
         flag.notified_at = now
         return queued
 
     # ------------------------------------------------------------ conversation hooks
 
-    async def on_flag(self, session: AsyncSession, pupil: Pupil, flag: Flag, event: FlagRaised,
-                      outcome: Outcome, now: datetime) -> None:
+    async def on_flag(
+        self,
+        session: AsyncSession,
+        pupil: Pupil,
+        flag: Flag,
+        event: FlagRaised,
+        outcome: Outcome,
+        now: datetime,
+    ) -> None:
         """A flag was raised by the pupil's event: notify, in the pupil's own transaction."""
         if flag.kind in NOTIFY_KINDS and outcome in {Outcome.NEW, Outcome.URGENT}:
             await self.notify(session, flag, now)
@@ -167,19 +215,27 @@ class SafetyNet:
             # staff member in this conversation must see what the pupil wrote.
             text = await _last_pupil_line(session, pupil.id)
             if text:
-                await relay.forward_to_staff(session, pupil=pupil, flag_id=state.handover.flag_id,
-                                             text=text, now=now, alert=True)
+                await relay.forward_to_staff(
+                    session,
+                    pupil=pupil,
+                    flag_id=state.handover.flag_id,
+                    text=text,
+                    now=now,
+                    alert=True,
+                )
 
-    async def on_event(self, session: AsyncSession, pupil: Pupil, event: Event,
-                       now: datetime) -> None:
+    async def on_event(
+        self, session: AsyncSession, pupil: Pupil, event: Event, now: datetime
+    ) -> None:
         """Conversation hook: a pupil's message in a handover goes to the staff member."""
         if not isinstance(event, PupilToStaff):
             return
         state = PupilState.model_validate(pupil.state or {})
         if state.handover is None:
             return
-        await relay.forward_to_staff(session, pupil=pupil, flag_id=state.handover.flag_id,
-                                     text=event.text, now=now)
+        await relay.forward_to_staff(
+            session, pupil=pupil, flag_id=state.handover.flag_id, text=event.text, now=now
+        )
 
     # ------------------------------------------------------------ periodic work
 
@@ -199,8 +255,12 @@ class SafetyNet:
 
     async def _pending(self, session: AsyncSession, now: datetime) -> int:
         """Flags raised outside the bot (the dashboard's "contact opnemen") get notified here."""
-        stmt = select(Flag).where(Flag.notified_at.is_(None), Flag.kind.in_(NOTIFY_KINDS),
-                                  Flag.state != "closed").order_by(Flag.id).limit(100)
+        stmt = (
+            select(Flag)
+            .where(Flag.notified_at.is_(None), Flag.kind.in_(NOTIFY_KINDS), Flag.state != "closed")
+            .order_by(Flag.id)
+            .limit(100)
+        )
         flags = (await session.scalars(self._locked(stmt))).all()
         for flag in flags:
             await self.notify(session, flag, now)
@@ -208,19 +268,31 @@ class SafetyNet:
 
     async def _escalate(self, session: AsyncSession, now: datetime) -> int:
         """Crises still open after the escalation time: counsellors again, and the admins."""
-        stmt = select(Flag).where(Flag.kind == "crisis", Flag.state == "open",
-                                  Flag.escalated_at.is_(None),
-                                  Flag.created_at <= now - self.escalation_after
-                                  ).order_by(Flag.id).limit(100)
+        stmt = (
+            select(Flag)
+            .where(
+                Flag.kind == "crisis",
+                Flag.state == "open",
+                Flag.escalated_at.is_(None),
+                Flag.created_at <= now - self.escalation_after,
+            )
+            .order_by(Flag.id)
+            .limit(100)
+        )
         flags = (await session.scalars(self._locked(stmt))).all()
         for flag in flags:
             flag.escalated_at = now
             flag.updated_at = now
             count = await self.notify(session, flag, now, escalated=True)
-            await repo.add_flag_event(session, flag=flag, action="escalated", staff_id=None,
-                                      note=f"{count}", now=now)
-            log.warning("flag %s: no acknowledgement after %s; escalated to %s staff chats",
-                        flag.id, self.escalation_after, count)
+            await repo.add_flag_event(
+                session, flag=flag, action="escalated", staff_id=None, note=f"{count}", now=now
+            )
+            log.warning(
+                "flag %s: no acknowledgement after %s; escalated to %s staff chats",
+                flag.id,
+                self.escalation_after,
+                count,
+            )
         return len(flags)
 
     async def run(self) -> None:
@@ -265,9 +337,13 @@ async def install_safety(runtime: Runtime, app: Application) -> SafetyNet:  # ty
     del app  # same signature as the other install_* functions; Telegram goes via the outbox
     relay.t("relay.not_found")  # load the staff texts now, not during a request
     conversation = runtime.conversation
-    net = SafetyNet(settings=runtime.settings, sessions=runtime.sessions,
-                    secret=runtime.settings.secret,
-                    wake=lambda: conversation.on_commit(), clock=lambda: conversation.clock())
+    net = SafetyNet(
+        settings=runtime.settings,
+        sessions=runtime.sessions,
+        secret=runtime.settings.secret,
+        wake=lambda: conversation.on_commit(),
+        clock=lambda: conversation.clock(),
+    )
     attach(conversation, net)
     runtime.extras["safety"] = net
     runtime.extras["staff_commands"] = StaffCommands(runtime)

@@ -47,39 +47,62 @@ class StaffChat:
 
     async def handle(self, incoming: Incoming) -> bool:
         """True when this update was a staff matter and is dealt with."""
-        is_link = (incoming.kind == "command" and incoming.command == "start"
-                   and incoming.args.startswith(repo.STAFF_CODE_PREFIX))
+        is_link = (
+            incoming.kind == "command"
+            and incoming.command == "start"
+            and incoming.args.startswith(repo.STAFF_CODE_PREFIX)
+        )
         if not is_link and not await self._is_staff(incoming.user_id):
             return False
         now = self.runtime.conversation.clock()
         async with self.runtime.sessions.begin() as session:
             if is_link:
                 if incoming.update_id is not None and not await repo.claim_update(
-                        session, incoming.update_id, now=now):
+                    session, incoming.update_id, now=now
+                ):
                     return True
-                staff = await repo.link_staff(session, code=incoming.args.strip(),
-                                              telegram_user_id=incoming.user_id, now=now)
+                staff = await repo.link_staff(
+                    session, code=incoming.args.strip(), telegram_user_id=incoming.user_id, now=now
+                )
                 if staff is not None:
                     self._staff_ids.add(incoming.user_id)
-                text = self.t("staff.linked", name=staff.name) if staff else \
-                    self.t("staff.link_invalid")
-                await repo.enqueue(session, chat_id=incoming.chat_id, method="sendMessage",
-                                   payload={"chat_id": incoming.chat_id, "text": text},
-                                   priority=3, staff_id=staff.id if staff else None, now=now)
+                text = (
+                    self.t("staff.linked", name=staff.name)
+                    if staff
+                    else self.t("staff.link_invalid")
+                )
+                await repo.enqueue(
+                    session,
+                    chat_id=incoming.chat_id,
+                    method="sendMessage",
+                    payload={"chat_id": incoming.chat_id, "text": text},
+                    priority=3,
+                    staff_id=staff.id if staff else None,
+                    now=now,
+                )
             else:
                 staff = await repo.staff_by_telegram(session, incoming.user_id)
                 if staff is None:
                     return False
                 if incoming.update_id is not None and not await repo.claim_update(
-                        session, incoming.update_id, now=now):
+                    session, incoming.update_id, now=now
+                ):
                     return True
                 handler = self.runtime.extras.get("staff_commands")
                 if handler is None or not await handler(session, staff, incoming, now):
                     role = self.t(f"roles.{staff.role}")
-                    await repo.enqueue(session, chat_id=incoming.chat_id, method="sendMessage",
-                                       payload={"chat_id": incoming.chat_id,
-                                                "text": self.t("staff.help", role=role)},
-                                       priority=3, staff_id=staff.id, now=now)
+                    await repo.enqueue(
+                        session,
+                        chat_id=incoming.chat_id,
+                        method="sendMessage",
+                        payload={
+                            "chat_id": incoming.chat_id,
+                            "text": self.t("staff.help", role=role),
+                        },
+                        priority=3,
+                        staff_id=staff.id,
+                        now=now,
+                    )
         self.runtime.conversation.on_commit()
         return True
 
@@ -90,12 +113,15 @@ class StaffCommands:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, session: AsyncSession, staff: Staff, incoming: Incoming,
-                       now: datetime) -> bool:
+    async def __call__(
+        self, session: AsyncSession, staff: Staff, incoming: Incoming, now: datetime
+    ) -> bool:
         """True when the update was a command on a flag and is answered."""
         if incoming.kind == "callback":
-            payload = verify(self.runtime.settings.secret, incoming.chat_id,
-                             incoming.callback_data) or ""
+            payload = (
+                verify(self.runtime.settings.secret, incoming.chat_id, incoming.callback_data)
+                or ""
+            )
             if not payload.startswith("fa:") or not payload[3:].isdigit():
                 await self._say(session, staff, incoming, relay.t("notify.button_expired"), now)
                 return True
@@ -118,27 +144,50 @@ class StaffCommands:
         await self._say(session, staff, incoming, text, now)
         return True
 
-    async def _act(self, session: AsyncSession, staff: Staff, command: str, flag_id: int,
-                   text: str, now: datetime) -> str:
+    async def _act(
+        self,
+        session: AsyncSession,
+        staff: Staff,
+        command: str,
+        flag_id: int,
+        text: str,
+        now: datetime,
+    ) -> str:
         runtime = self.runtime
         if command == "antwoord":
-            flag = await relay.reply(session, flag_id=flag_id, staff=staff, text=text, now=now,
-                                     catalog=runtime.catalog, secret=runtime.settings.secret)
+            flag = await relay.reply(
+                session,
+                flag_id=flag_id,
+                staff=staff,
+                text=text,
+                now=now,
+                catalog=runtime.catalog,
+                secret=runtime.settings.secret,
+            )
             return relay.t("notify.reply_sent", id=flag.id, pupil=flag.pupil_pseudonym)
-        flag = await relay.close(session, flag_id=flag_id, staff=staff, note=text, now=now,
-                                 catalog=runtime.catalog, secret=runtime.settings.secret)
+        flag = await relay.close(
+            session,
+            flag_id=flag_id,
+            staff=staff,
+            note=text,
+            now=now,
+            catalog=runtime.catalog,
+            secret=runtime.settings.secret,
+        )
         return relay.t("notify.closed", id=flag.id)
 
-    async def _acknowledge(self, session: AsyncSession, staff: Staff, incoming: Incoming,
-                           flag_id: int, now: datetime) -> None:
+    async def _acknowledge(
+        self, session: AsyncSession, staff: Staff, incoming: Incoming, flag_id: int, now: datetime
+    ) -> None:
         try:
             async with session.begin_nested():
                 flag = await relay.acknowledge(session, flag_id=flag_id, staff=staff, now=now)
         except relay.RelayError as exc:
             await self._say(session, staff, incoming, str(exc), now)
             return
-        taker = await session.get(Staff, flag.assigned_staff_id) if flag.assigned_staff_id \
-            else None
+        taker = (
+            await session.get(Staff, flag.assigned_staff_id) if flag.assigned_staff_id else None
+        )
         if taker is not None and taker.id != staff.id:
             text = relay.t("notify.taken", id=flag.id, name=taker.name)
         else:
@@ -146,15 +195,30 @@ class StaffCommands:
         if incoming.message_id is not None:
             # The button has done its work: take it off so nobody presses it twice.
             markup: dict[str, Any] = {"inline_keyboard": []}
-            await repo.enqueue(session, chat_id=incoming.chat_id, method="editMessageReplyMarkup",
-                               payload={"chat_id": incoming.chat_id,
-                                        "message_id": incoming.message_id,
-                                        "reply_markup": markup},
-                               priority=1, staff_id=staff.id, now=now)
+            await repo.enqueue(
+                session,
+                chat_id=incoming.chat_id,
+                method="editMessageReplyMarkup",
+                payload={
+                    "chat_id": incoming.chat_id,
+                    "message_id": incoming.message_id,
+                    "reply_markup": markup,
+                },
+                priority=1,
+                staff_id=staff.id,
+                now=now,
+            )
         await self._say(session, staff, incoming, text, now)
 
-    async def _say(self, session: AsyncSession, staff: Staff, incoming: Incoming, text: str,
-                   now: datetime) -> None:
-        await repo.enqueue(session, chat_id=incoming.chat_id, method="sendMessage",
-                           payload={"chat_id": incoming.chat_id, "text": text},
-                           priority=1, staff_id=staff.id, now=now)
+    async def _say(
+        self, session: AsyncSession, staff: Staff, incoming: Incoming, text: str, now: datetime
+    ) -> None:
+        await repo.enqueue(
+            session,
+            chat_id=incoming.chat_id,
+            method="sendMessage",
+            payload={"chat_id": incoming.chat_id, "text": text},
+            priority=1,
+            staff_id=staff.id,
+            now=now,
+        )

@@ -42,8 +42,9 @@ class Text(BaseModel):
         return value
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        cls, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         # YAML authors mostly write a plain Dutch string: the schema must accept that too.
         return {"anyOf": [{"type": "string", "description": "Dutch text"}, handler(core)]}
 
@@ -98,11 +99,22 @@ class Condition(BaseModel):
 
     @model_validator(mode="after")
     def _one_test(self) -> Condition:
-        tests = [self.eq, self.ne, self.lt, self.lte, self.gt, self.gte, self.in_,
-                 self.contains, self.contains_any]
+        tests = [
+            self.eq,
+            self.ne,
+            self.lt,
+            self.lte,
+            self.gt,
+            self.gte,
+            self.in_,
+            self.contains,
+            self.contains_any,
+        ]
         if sum(t is not None for t in tests) != 1:
-            raise ValueError("a condition needs exactly one test (eq, ne, lt, lte, gt, gte, in, "
-                             "contains, contains_any)")
+            raise ValueError(
+                "a condition needs exactly one test (eq, ne, lt, lte, gt, gte, in, "
+                "contains, contains_any)"
+            )
         return self
 
 
@@ -162,8 +174,9 @@ class Option(BaseModel):
         return value
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        cls, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         # A plain string is an option with that Dutch label.
         return {"anyOf": [{"type": "string", "description": "Dutch label"}, handler(core)]}
 
@@ -235,8 +248,7 @@ class Module(BaseModel):
     steps: list[Step]
     rules: list[RuleSpec] = []
 
-    def model_copy(self, *, update: Mapping[str, Any] | None = None,
-                   deep: bool = False) -> Module:
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Module:
         """A copy; an edited copy forgets the cached version hash and step index."""
         copy = super().model_copy(update=update, deep=deep)
         if update:

@@ -136,8 +136,9 @@ async def staff_invite(request: Request, staff: Staff, session: AsyncSession) ->
     return await _show_invite(request, staff, session, member)
 
 
-async def _show_invite(request: Request, staff: Staff, session: AsyncSession,
-                       member: Staff) -> Response:
+async def _show_invite(
+    request: Request, staff: Staff, session: AsyncSession, member: Staff
+) -> Response:
     """Audit the invitation and show the staff page with its one-time link."""
     await repo.audit(
         session,

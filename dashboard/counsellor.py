@@ -283,17 +283,33 @@ async def acknowledge(request: Request, staff: Staff, session: AsyncSession) -> 
     )
 
 
-async def _text_action(request: Request, staff: Staff, session: AsyncSession, *, field: str,
-                       limit: int, empty: str, too_long: str, done: str,
-                       send: Callable[[AsyncSession, int, str], Awaitable[Flag]]) -> Response:
+async def _text_action(
+    request: Request,
+    staff: Staff,
+    session: AsyncSession,
+    *,
+    field: str,
+    limit: int,
+    empty: str,
+    too_long: str,
+    done: str,
+    send: Callable[[AsyncSession, int, str], Awaitable[Flag]],
+) -> Response:
     """A flag action that takes one text field: the form again on bad input, else act."""
     form = await request.form()
     value = str(form.get(field, "")).strip()
     if not value or len(value) > limit:
         flag = await _viewed(request, staff, session)
         error = empty if not value else too_long
-        return await _flag_page(request, staff, session, flag, form={field: value},
-                                errors={field: error}, status_code=400)
+        return await _flag_page(
+            request,
+            staff,
+            session,
+            flag,
+            form={field: value},
+            errors={field: error},
+            status_code=400,
+        )
 
     async def action(session: AsyncSession, flag_id: int) -> Flag:
         return await send(session, flag_id, value)
@@ -307,15 +323,27 @@ async def reply(request: Request, staff: Staff, session: AsyncSession) -> Respon
     state = web(request)
 
     async def send(session: AsyncSession, flag_id: int, text: str) -> Flag:
-        return await relay.reply(session, flag_id=flag_id, staff=staff, text=text,
-                                 now=state.clock(), catalog=state.catalog,
-                                 secret=state.settings.secret)
+        return await relay.reply(
+            session,
+            flag_id=flag_id,
+            staff=staff,
+            text=text,
+            now=state.clock(),
+            catalog=state.catalog,
+            secret=state.settings.secret,
+        )
 
     return await _text_action(
-        request, staff, session, field="text", limit=MAX_REPLY,
+        request,
+        staff,
+        session,
+        field="text",
+        limit=MAX_REPLY,
         empty="Schrijf eerst een bericht.",
         too_long=f"Je bericht is te lang (maximaal {MAX_REPLY} tekens).",
-        done="Je bericht is verstuurd. De leerling krijgt het in Telegram.", send=send)
+        done="Je bericht is verstuurd. De leerling krijgt het in Telegram.",
+        send=send,
+    )
 
 
 @staff_page("counsellor", "teacher")
@@ -324,15 +352,27 @@ async def close(request: Request, staff: Staff, session: AsyncSession) -> Respon
     state = web(request)
 
     async def send(session: AsyncSession, flag_id: int, note: str) -> Flag:
-        return await relay.close(session, flag_id=flag_id, staff=staff, note=note,
-                                 now=state.clock(), catalog=state.catalog,
-                                 secret=state.settings.secret)
+        return await relay.close(
+            session,
+            flag_id=flag_id,
+            staff=staff,
+            note=note,
+            now=state.clock(),
+            catalog=state.catalog,
+            secret=state.settings.secret,
+        )
 
     return await _text_action(
-        request, staff, session, field="note", limit=MAX_NOTE,
+        request,
+        staff,
+        session,
+        field="note",
+        limit=MAX_NOTE,
         empty="Schrijf kort wat er gebeurd is.",
         too_long=f"Je notitie is te lang (maximaal {MAX_NOTE} tekens).",
-        done="De melding is gesloten.", send=send)
+        done="De melding is gesloten.",
+        send=send,
+    )
 
 
 ROUTES = [

@@ -43,8 +43,18 @@ PAUSE_WORDS = {"pauze", "pause", "stop", "stoppen", "later", "genoeg", "ff pauze
 RESUME_WORDS = {"verder", "doorgaan", "ga verder", "hervat"}
 MENU_WORDS = {"menu", "menu!", "start"}
 # Typed "I don't know" without an NLU parse (Rasa down or not asked): treated as its intent.
-DONT_KNOW_WORDS = {"weet ik niet", "weet niet", "geen idee", "ik weet het niet", "idk", "wn",
-                   "k weet het niet", "kweet ni", "weet ik ni", "geen flauw idee"}
+DONT_KNOW_WORDS = {
+    "weet ik niet",
+    "weet niet",
+    "geen idee",
+    "ik weet het niet",
+    "idk",
+    "wn",
+    "k weet het niet",
+    "kweet ni",
+    "weet ik ni",
+    "geen flauw idee",
+}
 # Intents the engine acts on when the pupil types instead of answering.
 CONFIDENT = 0.7
 SHARE_KEYS = ("alles", "samenvatting", "niets")
@@ -120,7 +130,8 @@ def needs_nlu(state: PupilState, inbound: Inbound) -> bool:
 def needs_history(inbound: Inbound) -> bool:
     """True when the adapter should load the pupil's earlier answers into the context."""
     return (inbound.kind is InboundKind.COMMAND and inbound.command == "mijnantwoorden") or (
-        inbound.kind is InboundKind.BUTTON and inbound.payload.endswith(":ma"))
+        inbound.kind is InboundKind.BUTTON and inbound.payload.endswith(":ma")
+    )
 
 
 # ---------------------------------------------------------------- dispatch
@@ -146,8 +157,11 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
         safety = combine(assess(inbound.text), inbound.parse)
         if _safety(turn, safety):
             return
-    if state.mode == "handover" and state.handover is not None \
-            and inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}:
+    if (
+        state.mode == "handover"
+        and state.handover is not None
+        and inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}
+    ):
         turn.events.append(PupilToStaff(text=inbound.text))
         return
     if inbound.kind is InboundKind.COMMAND:
@@ -162,8 +176,11 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
 def _system(turn: _Turn, inbound: Inbound) -> None:
     state, data = turn.state, inbound.data
     if inbound.command == "handover_open":
-        state.handover = Handover(flag_id=int(data["flag_id"]), staff_name=str(data["staff_name"]),
-                                  role=str(data["role"]))
+        state.handover = Handover(
+            flag_id=int(data["flag_id"]),
+            staff_name=str(data["staff_name"]),
+            role=str(data["role"]),
+        )
         if state.run is not None:
             _pause_run(turn, quiet=True)
         state.mode = "handover"
@@ -171,8 +188,11 @@ def _system(turn: _Turn, inbound: Inbound) -> None:
     if inbound.command == "handover_message":
         name = state.handover.staff_name if state.handover else str(data.get("staff_name", ""))
         role = state.handover.role if state.handover else str(data.get("role", ""))
-        turn.say(turn.t("handover.message", name=name, role=turn.t(f"roles.{role}"),
-                        text=str(data["text"])))
+        turn.say(
+            turn.t(
+                "handover.message", name=name, role=turn.t(f"roles.{role}"), text=str(data["text"])
+            )
+        )
         if data.get("first") and state.mode == "handover":
             # The first staff message: tell the pupil that typing now reaches a person.
             turn.say(turn.t("handover.how_to_reply", name=name))
@@ -233,19 +253,31 @@ def _start(turn: _Turn) -> None:
 def _ask_age(turn: _Turn) -> None:
     turn.state.mode = "age"
     turn.state.turn += 1
-    turn.say(turn.t("consent.age_question"), [
-        [turn.button(turn.t("consent.age_under13"), "age:u13"),
-         turn.button(turn.t("consent.age_13plus"), "age:13")]])
+    turn.say(
+        turn.t("consent.age_question"),
+        [
+            [
+                turn.button(turn.t("consent.age_under13"), "age:u13"),
+                turn.button(turn.t("consent.age_13plus"), "age:13"),
+            ]
+        ],
+    )
 
 
 def _ask_consent(turn: _Turn) -> None:
     turn.state.mode = "consent"
     turn.state.turn += 1
     key = "consent.text_under13" if turn.state.age_band == "u13" else "consent.text"
-    turn.say(turn.t(key), [
-        [turn.button(turn.t("consent.agree"), "c:yes")],
-        [turn.button(turn.t("consent.more"), "c:more"),
-         turn.button(turn.t("consent.decline"), "c:no")]])
+    turn.say(
+        turn.t(key),
+        [
+            [turn.button(turn.t("consent.agree"), "c:yes")],
+            [
+                turn.button(turn.t("consent.more"), "c:more"),
+                turn.button(turn.t("consent.decline"), "c:no"),
+            ],
+        ],
+    )
 
 
 # ---------------------------------------------------------------- commands and buttons
@@ -279,8 +311,11 @@ def _command(turn: _Turn, inbound: Inbound) -> None:
         turn.say(turn.t("privacy.text"))
     elif cmd == "mijngegevens":
         turn.events.append(ExportRequested())
-        turn.say(turn.t("mijngegevens.caption"), kind="document",
-                 attachment=f"export:{turn.t('mijngegevens.filename')}")
+        turn.say(
+            turn.t("mijngegevens.caption"),
+            kind="document",
+            attachment=f"export:{turn.t('mijngegevens.filename')}",
+        )
     elif cmd == "vergeetmij":
         _erase_ask(turn)
     elif cmd == "herinneringen":
@@ -372,9 +407,13 @@ def _erase_ask(turn: _Turn) -> None:
         state.mode = "erase"  # consent still open stays open: "Nee" must not skip it
     state.turn += 1
     turn.say(turn.t("vergeetmij.note"))
-    turn.say(turn.t("vergeetmij.confirm"), [
-        [turn.button(turn.t("vergeetmij.yes"), "er:yes")],
-        [turn.button(turn.t("vergeetmij.no"), "er:no")]])
+    turn.say(
+        turn.t("vergeetmij.confirm"),
+        [
+            [turn.button(turn.t("vergeetmij.yes"), "er:yes")],
+            [turn.button(turn.t("vergeetmij.no"), "er:no")],
+        ],
+    )
 
 
 def _erase_button(turn: _Turn, arg: str) -> None:
@@ -497,43 +536,62 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
         module = state.run.module if state.run else None
         if state.run is not None:
             _pause_run(turn, quiet=True)
-        turn.events.append(FlagRaised(
-            level=FlagLevel.CRISIS.value, reason="veiligheid",
-            category=safety.category.value if safety.category else None,
-            evidence=safety.evidence, urgent=True, module=module))
+        turn.events.append(
+            FlagRaised(
+                level=FlagLevel.CRISIS.value,
+                reason="veiligheid",
+                category=safety.category.value if safety.category else None,
+                evidence=safety.evidence,
+                urgent=True,
+                module=module,
+            )
+        )
         if state.mode != "handover":
             state.mode = "crisis"
         state.turn += 1
         variant = _variant(safety.category)
         # Thanks and help lines in one message: the numbers must be the first thing to arrive.
-        turn.say(f'{turn.t("crisis.reply1")}\n\n{_helplines(turn, variant)}')
-        buttons = [[turn.button(turn.t("crisis.btn_danger"), "cr:danger", always=True)],
-                   [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
-                   [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)]]
+        turn.say(f"{turn.t('crisis.reply1')}\n\n{_helplines(turn, variant)}")
+        buttons = [
+            [turn.button(turn.t("crisis.btn_danger"), "cr:danger", always=True)],
+            [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
+            [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)],
+        ]
         turn.say(turn.t("crisis.reply3"), buttons)
         return True
     if safety.level is SafetyLevel.CONCERN:
         module = state.run.module if state.run else None
         reason = "pesten" if safety.category is SafetyCategory.BULLYING else "zorg_over_ander"
-        turn.events.append(FlagRaised(
-            level=FlagLevel.ZORG.value, reason=reason,
-            category=safety.category.value if safety.category else None,
-            evidence=safety.evidence, module=module))
+        turn.events.append(
+            FlagRaised(
+                level=FlagLevel.ZORG.value,
+                reason=reason,
+                category=safety.category.value if safety.category else None,
+                evidence=safety.evidence,
+                module=module,
+            )
+        )
         key = "concern.bullying" if safety.category is SafetyCategory.BULLYING else "concern.other"
         turn.say(turn.t(key))
         # In a module the pupil's text still counts as an answer; right after a crisis reply
         # there is nothing to answer, and "I don't understand" must not follow.
         return state.mode == "crisis"
-    if state.mode == "crisis" and _norm(words_of(safety.normalized)) not in \
-            MENU_WORDS | RESUME_WORDS | PAUSE_WORDS:
+    if (
+        state.mode == "crisis"
+        and _norm(words_of(safety.normalized)) not in MENU_WORDS | RESUME_WORDS | PAUSE_WORDS
+    ):
         _after_crisis(turn)
         return True
     if safety.level is SafetyLevel.UNCLEAR and state.mode != "handover":
         state.mode = "checkin" if state.mode != "module" else state.mode
         state.turn += 1
-        turn.say(turn.t("checkin.question"), [
-            [turn.button(turn.t("checkin.figurative"), "ck:fig", always=True)],
-            [turn.button(turn.t("checkin.real"), "ck:real", always=True)]])
+        turn.say(
+            turn.t("checkin.question"),
+            [
+                [turn.button(turn.t("checkin.figurative"), "ck:fig", always=True)],
+                [turn.button(turn.t("checkin.real"), "ck:real", always=True)],
+            ],
+        )
         return True
     return False
 
@@ -541,10 +599,14 @@ def _safety(turn: _Turn, safety: SafetyResult) -> bool:
 def _after_crisis(turn: _Turn) -> None:
     """Text after the crisis reply: no "I don't understand", the lines and a way on again."""
     turn.state.turn += 1
-    turn.say(f'{turn.t("crisis.after")}\n\n{_helplines(turn, "crisis")}', [
-        [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
-        [turn.button(turn.t("crisis.btn_person"), "talk", always=True)],
-        [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)]])
+    turn.say(
+        f"{turn.t('crisis.after')}\n\n{_helplines(turn, 'crisis')}",
+        [
+            [turn.button(turn.t("crisis.btn_lines"), "cr:lines", always=True)],
+            [turn.button(turn.t("crisis.btn_person"), "talk", always=True)],
+            [turn.button(turn.t("crisis.btn_talk"), "cr:talk", always=True)],
+        ],
+    )
 
 
 def _variant(category: SafetyCategory | None) -> str:
@@ -590,8 +652,14 @@ def _crisis_button(turn: _Turn, arg: str) -> None:
 def _checkin_button(turn: _Turn, arg: str) -> None:
     state = turn.state
     if arg == "real":
-        _safety(turn, SafetyResult(level=SafetyLevel.CRISIS, category=None,
-                                   evidence=("leerling: het gaat echt niet goed",)))
+        _safety(
+            turn,
+            SafetyResult(
+                level=SafetyLevel.CRISIS,
+                category=None,
+                evidence=("leerling: het gaat echt niet goed",),
+            ),
+        )
         return
     turn.say(turn.t("checkin.ok"))
     if state.mode == "checkin":
@@ -641,9 +709,13 @@ def _pause(turn: _Turn) -> None:
     state.turn += 1
     # Both buttons stay valid: a pupil comes back to this message days later, and resuming or
     # silencing reminders is harmless whatever happened in between.
-    turn.say(turn.t("pause.done", title=title), [
-        [turn.button(turn.t("pause.resume"), "rs", always=True)],
-        [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)]])
+    turn.say(
+        turn.t("pause.done", title=title),
+        [
+            [turn.button(turn.t("pause.resume"), "rs", always=True)],
+            [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)],
+        ],
+    )
     state.mode = "menu"
 
 
@@ -703,8 +775,11 @@ def _history(turn: _Turn) -> None:
     for item in items:
         if item.module != current:
             current = item.module
-            title = (turn.ctx.catalog.get(item.module).title.get(turn.state.lang)
-                     if item.module in turn.ctx.catalog.modules else item.module)
+            title = (
+                turn.ctx.catalog.get(item.module).title.get(turn.state.lang)
+                if item.module in turn.ctx.catalog.modules
+                else item.module
+            )
             lines.append(f"\n{title}")
         lock = " 🔒" if item.private else ""
         lines.append(f"• {item.question}: {item.display}{lock}")
@@ -722,8 +797,17 @@ def _after_history(turn: _Turn) -> None:
 def _reminder(turn: _Turn, module_id: str, day: str) -> None:
     """A friendly nudge for an unfinished module: never twice a day, never mid-conversation."""
     state = turn.state
-    if state.reminders_off or state.mode in {"module", "handover", "crisis", "new", "age",
-                                             "consent", "contact", "checkin", "erase"}:
+    if state.reminders_off or state.mode in {
+        "module",
+        "handover",
+        "crisis",
+        "new",
+        "age",
+        "consent",
+        "contact",
+        "checkin",
+        "erase",
+    }:
         return
     if module_id not in turn.ctx.catalog.modules or state.last_reminder == day:
         return
@@ -732,9 +816,13 @@ def _reminder(turn: _Turn, module_id: str, day: str) -> None:
     title = turn.ctx.catalog.get(module_id).title.get(state.lang)
     state.turn += 1
     state.last_reminder = day
-    turn.say(turn.t("reminders.text", title=title), [
-        [turn.button(turn.t("menu.start_short"), f"m:{module_id}")],
-        [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)]])
+    turn.say(
+        turn.t("reminders.text", title=title),
+        [
+            [turn.button(turn.t("menu.start_short"), f"m:{module_id}")],
+            [turn.button(turn.t("pause.no_reminders"), "stoprem", always=True)],
+        ],
+    )
 
 
 # ---------------------------------------------------------------- contact requests
@@ -754,17 +842,25 @@ def _contact_ask(turn: _Turn) -> None:
     assert state.contact is not None  # noqa: S101 (callers set it; a bug otherwise)
     state.turn += 1
     if state.contact.stage == "who":
-        turn.say(turn.t("contact.who"), [
-            [turn.button(turn.t("contact.who_leerkracht"), "cw:leerkracht")],
-            [turn.button(turn.t("contact.who_begeleider"), "cw:begeleider")],
-            [turn.button(turn.t("contact.who_clb"), "cw:clb")],
-            [turn.button(turn.t("contact.cancel"), "cw:none")]])
+        turn.say(
+            turn.t("contact.who"),
+            [
+                [turn.button(turn.t("contact.who_leerkracht"), "cw:leerkracht")],
+                [turn.button(turn.t("contact.who_begeleider"), "cw:begeleider")],
+                [turn.button(turn.t("contact.who_clb"), "cw:clb")],
+                [turn.button(turn.t("contact.cancel"), "cw:none")],
+            ],
+        )
     elif state.contact.stage == "about":
         turn.say(turn.t("contact.about"), [[turn.button(turn.t("contact.skip_about"), "cs:skip")]])
     else:
-        turn.say(turn.t("contact.urgency"), [
-            [turn.button(turn.t("contact.urgent"), "cu:urgent")],
-            [turn.button(turn.t("contact.not_urgent"), "cu:later")]])
+        turn.say(
+            turn.t("contact.urgency"),
+            [
+                [turn.button(turn.t("contact.urgent"), "cu:urgent")],
+                [turn.button(turn.t("contact.not_urgent"), "cu:later")],
+            ],
+        )
 
 
 def _contact_button(turn: _Turn, head: str, arg: str) -> None:
@@ -803,8 +899,15 @@ def _contact_finish(turn: _Turn, *, urgent: bool) -> None:
     state = turn.state
     assert state.contact is not None  # noqa: S101 (checked by the caller)
     target = state.contact.target or "begeleider"
-    turn.events.append(FlagRaised(level=FlagLevel.CONTACTVRAAG.value, reason="contactvraag",
-                                  target=target, urgent=urgent, about=state.contact.about))
+    turn.events.append(
+        FlagRaised(
+            level=FlagLevel.CONTACTVRAAG.value,
+            reason="contactvraag",
+            target=target,
+            urgent=urgent,
+            about=state.contact.about,
+        )
+    )
     state.contact = None
     turn.say(turn.t(f"contact.confirm_{target}"))
     turn.say(turn.t("contact.confirm_when_urgent" if urgent else "contact.confirm_when"))
@@ -852,8 +955,9 @@ def _start_module(turn: _Turn, module_id: str) -> None:
         module = catalog.get(module_id)
         run = RunState(module=module.id, version=module.version, step=module.steps[0].id)
         turn.events.append(RunStarted(module=module.id, version=module.version))
-        turn.say(turn.t("module.intro", title=module.title.get(state.lang),
-                        minutes=module.minutes))
+        turn.say(
+            turn.t("module.intro", title=module.title.get(state.lang), minutes=module.minutes)
+        )
     state.run = run
     state.mode = "module"
     module = _module(turn, run)
@@ -871,14 +975,20 @@ def _enter(turn: _Turn, module: Module, current: Step) -> None:
         run.step = current.id
         run.selection = []
         if current.flag is not None and not current.flag.needs_consent:
-            turn.events.append(FlagRaised(level=current.flag.level.value,
-                                          reason=current.flag.reason, module=module.id))
+            turn.events.append(
+                FlagRaised(
+                    level=current.flag.level.value, reason=current.flag.reason, module=module.id
+                )
+            )
         if current.type is StepKind.END:
             run.phase = "share"
             # Rules are judged when the answers are complete, not at the last button: a pupil
             # who leaves at the share question has still told us what the rule looks at.
-            run.rule_flags = [i for i, rule in enumerate(module.rules)
-                              if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any)]
+            run.rule_flags = [
+                i
+                for i, rule in enumerate(module.rules)
+                if any(_holds(c, run.answers.get(c.answer or "")) for c in rule.any)
+            ]
             _raise_rule_flags(turn, module, consent=False)
             parts = [_render(turn, current.text)]
             if current.summary is not None:
@@ -899,7 +1009,7 @@ def _enter(turn: _Turn, module: Module, current: Step) -> None:
 
 
 def _progress(module: Module, run: RunState, current: Step) -> tuple[int, int]:
-    """"Vraag n van m": n counts what the pupil answered, m adds the likely path still ahead.
+    """ "Vraag n van m": n counts what the pupil answered, m adds the likely path still ahead.
 
     Counting positions in the file would jump ("vraag 1", then "vraag 4") for a pupil who
     skips a branch; the total may grow when a branch is taken, which reads as honest.
@@ -946,18 +1056,20 @@ def _ask(turn: _Turn, module: Module, current: Step, *, again: bool = False) -> 
     if not again:
         state.turn += 1
     position, total = _progress(module, run, current)
-    turn.events.append(RunProgressed(module=module.id, step=current.id, position=position,
-                                     total=total))
+    turn.events.append(
+        RunProgressed(module=module.id, step=current.id, position=position, total=total)
+    )
     turn.say(_question(turn, module, current, (position, total)), _step_buttons(turn, current))
 
 
-def _question(turn: _Turn, module: Module, current: Step,
-              progress: tuple[int, int] | None = None) -> str:
+def _question(
+    turn: _Turn, module: Module, current: Step, progress: tuple[int, int] | None = None
+) -> str:
     """A question as the pupil reads it: "Vraag n van m", then the text with earlier answers."""
     run = turn.state.run
     assert run is not None  # noqa: S101 (only called with a run)
     position, total = progress or _progress(module, run, current)
-    return f'{turn.t("module.progress", n=position, total=total)}\n{_render(turn, current.text)}'
+    return f"{turn.t('module.progress', n=position, total=total)}\n{_render(turn, current.text)}"
 
 
 def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
@@ -973,20 +1085,28 @@ def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
         rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(1, 4)])
         rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(4, 6)])
     elif kind is StepKind.THIS_OR_THAT:
-        rows.append([turn.button(o.label.get(lang), f"o:{i}") for i, o in
-                     enumerate(current.options)])
+        rows.append(
+            [turn.button(o.label.get(lang), f"o:{i}") for i, o in enumerate(current.options)]
+        )
     elif kind is StepKind.SINGLE_CHOICE:
-        rows.extend([turn.button(o.label.get(lang), f"o:{i}")] for i, o in
-                    enumerate(current.options))
+        rows.extend(
+            [turn.button(o.label.get(lang), f"o:{i}")] for i, o in enumerate(current.options)
+        )
     elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
         for i, option in enumerate(current.options):
             mark = ""
             if option.key in run.selection:
-                mark = "✅ " if kind is StepKind.MULTI_CHOICE else \
-                    f"{run.selection.index(option.key) + 1}. "
+                mark = (
+                    "✅ "
+                    if kind is StepKind.MULTI_CHOICE
+                    else f"{run.selection.index(option.key) + 1}. "
+                )
             rows.append([turn.button(f"{mark}{option.label.get(lang)}", f"o:{i}")])
-        done = turn.t("module.done_multi") if kind is StepKind.MULTI_CHOICE else \
-            turn.t("module.done_top3", n=len(run.selection))
+        done = (
+            turn.t("module.done_multi")
+            if kind is StepKind.MULTI_CHOICE
+            else turn.t("module.done_top3", n=len(run.selection))
+        )
         rows.append([turn.button(done, "ok")])
     extra: list[Button] = []
     if current.skippable and kind is not StepKind.THIS_OR_THAT:
@@ -1012,16 +1132,21 @@ def _typed_choice(turn: _Turn, module: Module, current: Step, word: str) -> bool
                 _answer(turn, module, current, point)
                 return True
         return False
-    if current.skippable and current.type is not StepKind.THIS_OR_THAT \
-            and word == _norm(turn.t("module.dont_know")):
+    if (
+        current.skippable
+        and current.type is not StepKind.THIS_OR_THAT
+        and word == _norm(turn.t("module.dont_know"))
+    ):
         _answer(turn, module, current, None)
         return True
     for index, option in enumerate(current.options):
         if _same(turn, option.label, word):
             _module_button(turn, "o", str(index), typed=True)
             return True
-    if current.type in {StepKind.MULTI_CHOICE, StepKind.TOP3} and \
-            word in {_norm(turn.t("module.done_multi")), _norm(turn.t("module.done_word"))}:
+    if current.type in {StepKind.MULTI_CHOICE, StepKind.TOP3} and word in {
+        _norm(turn.t("module.done_multi")),
+        _norm(turn.t("module.done_word")),
+    }:
         _module_button(turn, "ok", "", typed=True)
         return True
     return False
@@ -1062,8 +1187,12 @@ def _module_button(turn: _Turn, head: str, arg: str, *, typed: bool = False) -> 
         key = "module.private_set" if run.private_next else "module.private_unset"
         # Edit the question in place (it stays readable, with the switched button); the note
         # that the answer is private comes as a toast.
-        turn.say(_question(turn, module, current), _step_buttons(turn, current), edit=True,
-                 notice=turn.t(key))
+        turn.say(
+            _question(turn, module, current),
+            _step_buttons(turn, current),
+            edit=True,
+            notice=turn.t(key),
+        )
     elif head == "s" and kind is StepKind.SCALE and arg in {"1", "2", "3", "4", "5"}:
         _answer(turn, module, current, int(arg))
     elif head == "o" and arg.isdigit() and int(arg) < len(current.options):
@@ -1133,8 +1262,9 @@ def _display(turn: _Turn, current: Step, value: AnswerValue) -> str:
     return labels.get(str(value), str(value))
 
 
-def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
-            *, chosen: str | None = None) -> None:
+def _answer(
+    turn: _Turn, module: Module, current: Step, value: AnswerValue, *, chosen: str | None = None
+) -> None:
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (checked by the caller)
@@ -1144,17 +1274,29 @@ def _answer(turn: _Turn, module: Module, current: Step, value: AnswerValue,
     if private and current.id not in run.private:
         run.private.append(current.id)
     run.private_next = False
-    turn.events.append(AnswerRecorded(module=module.id, version=run.version, step=current.id,
-                                      value=value, display=run.displays[current.id],
-                                      private=private))
+    turn.events.append(
+        AnswerRecorded(
+            module=module.id,
+            version=run.version,
+            step=current.id,
+            value=value,
+            display=run.displays[current.id],
+            private=private,
+        )
+    )
     if chosen == "contact_request":
         # The pupil said yes to a person: the step's flag (given with consent), else a plain
         # contact request, both for the leerlingenbegeleider.
         spec = current.flag
-        turn.events.append(FlagRaised(
-            level=spec.level.value if spec else FlagLevel.CONTACTVRAAG.value,
-            reason=spec.reason if spec else "contactvraag", module=module.id,
-            target="begeleider", about=_render(turn, current.text)))
+        turn.events.append(
+            FlagRaised(
+                level=spec.level.value if spec else FlagLevel.CONTACTVRAAG.value,
+                reason=spec.reason if spec else "contactvraag",
+                module=module.id,
+                target="begeleider",
+                about=_render(turn, current.text),
+            )
+        )
         turn.say(turn.t("module.contact_requested"))
     nxt = _next_step(module, current, value, run.answers)
     if nxt is None:
@@ -1173,8 +1315,12 @@ def _holds(cond: Condition, value: AnswerValue) -> bool:
     if cond.ne is not None:
         return value != cond.ne
     if isinstance(value, int) and not isinstance(value, bool):
-        for bound, test in ((cond.lt, value.__lt__), (cond.lte, value.__le__),
-                            (cond.gt, value.__gt__), (cond.gte, value.__ge__)):
+        for bound, test in (
+            (cond.lt, value.__lt__),
+            (cond.lte, value.__le__),
+            (cond.gt, value.__gt__),
+            (cond.gte, value.__ge__),
+        ):
             if bound is not None:
                 return bool(test(bound))
     if cond.in_ is not None:
@@ -1186,14 +1332,16 @@ def _holds(cond: Condition, value: AnswerValue) -> bool:
     return False
 
 
-def _condition_value(cond: Condition, value: AnswerValue,
-                     answers: dict[str, AnswerValue]) -> AnswerValue:
+def _condition_value(
+    cond: Condition, value: AnswerValue, answers: dict[str, AnswerValue]
+) -> AnswerValue:
     """The answer a condition tests: an earlier step's (`answer:`) or the current value."""
     return answers.get(cond.answer) if cond.answer is not None else value
 
 
-def _next_step(module: Module, current: Step, value: AnswerValue,
-               answers: dict[str, AnswerValue]) -> Step | None:
+def _next_step(
+    module: Module, current: Step, value: AnswerValue, answers: dict[str, AnswerValue]
+) -> Step | None:
     for branch in current.branch:
         if _holds(branch.when, _condition_value(branch.when, value, answers)):
             return module.step(branch.next)
@@ -1224,8 +1372,9 @@ def _raise_rule_flags(turn: _Turn, module: Module, *, consent: bool) -> None:
     for index in run.rule_flags:
         spec = module.rules[index].flag
         if spec.needs_consent is consent:
-            turn.events.append(FlagRaised(level=spec.level.value, reason=spec.reason,
-                                          module=module.id))
+            turn.events.append(
+                FlagRaised(level=spec.level.value, reason=spec.reason, module=module.id)
+            )
 
 
 def _end_phase(turn: _Turn, module: Module, *, again: bool = False) -> None:
@@ -1242,8 +1391,13 @@ def _end_phase(turn: _Turn, module: Module, *, again: bool = False) -> None:
         turn.say(question, [[turn.button(turn.t(f"end.share_{k}"), f"sh:{k}")] for k in options])
     else:
         question = end.contact.get(turn.state.lang) if end.contact else turn.t("end.contact")
-        turn.say(question, [[turn.button(turn.t("end.contact_yes"), "ct:yes")],
-                            [turn.button(turn.t("end.contact_no"), "ct:no")]])
+        turn.say(
+            question,
+            [
+                [turn.button(turn.t("end.contact_yes"), "ct:yes")],
+                [turn.button(turn.t("end.contact_no"), "ct:no")],
+            ],
+        )
 
 
 def _end_button(turn: _Turn, module: Module, head: str, arg: str) -> None:

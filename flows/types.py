@@ -182,9 +182,20 @@ class EraseConfirmed:
     """The pupil confirmed /vergeetmij: the adapter erases them in this same transaction."""
 
 
-Event = (AnswerRecorded | RunStarted | RunProgressed | RunPaused | RunFinished | FlagRaised
-         | ConsentGiven | PupilToStaff | SettingChanged | InputRejected | ExportRequested
-         | EraseConfirmed)
+Event = (
+    AnswerRecorded
+    | RunStarted
+    | RunProgressed
+    | RunPaused
+    | RunFinished
+    | FlagRaised
+    | ConsentGiven
+    | PupilToStaff
+    | SettingChanged
+    | InputRejected
+    | ExportRequested
+    | EraseConfirmed
+)
 
 
 # ---- state: JSON in the database between events ----
@@ -229,8 +240,18 @@ class PupilState(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    mode: Literal["new", "age", "consent", "menu", "module", "contact", "crisis", "checkin",
-                  "handover", "erase"] = "new"
+    mode: Literal[
+        "new",
+        "age",
+        "consent",
+        "menu",
+        "module",
+        "contact",
+        "crisis",
+        "checkin",
+        "handover",
+        "erase",
+    ] = "new"
     lang: str = "nl"
     turn: int = 0
     age_band: str | None = None

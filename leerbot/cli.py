@@ -17,16 +17,21 @@ from leerbot.settings import Settings, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Leerbot: learning-career reflection on Telegram, with a warm handover.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Leerbot: learning-career reflection on Telegram, with a warm handover.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 school_app = typer.Typer(help="Schools.", no_args_is_help=True)
 staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 class_app = typer.Typer(help="Classes and join links.", no_args_is_help=True)
 content_app = typer.Typer(help="The didactic package (modules).", no_args_is_help=True)
 flags_app = typer.Typer(help="Flags for counsellors.", no_args_is_help=True)
-retention_app = typer.Typer(help="Data retention (see leerbot/retention.py).",
-                            no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Data retention (see leerbot/retention.py).", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(school_app, name="school")
 app.add_typer(staff_app, name="staff")
@@ -56,8 +61,11 @@ def settings() -> Settings:
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Logs on stderr (`json`: one object per line), never pupil text (see bot/ops.py)."""
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     if fmt == "json":
         from bot.ops import JsonFormatter
 
@@ -146,8 +154,9 @@ def staff_add(
     email: Annotated[str, typer.Option()],
     name: Annotated[str, typer.Option()],
     role: Annotated[str, typer.Option(help="teacher, counsellor or admin")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin",
-                                                 help="read the password from stdin")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin")
+    ] = False,
 ) -> None:
     """Add a staff account."""
     from store import repo
@@ -163,8 +172,9 @@ def staff_add(
         found = await repo.school_by_name(session, school)
         if found is None:
             raise repo.StoreError(f"unknown school {school!r}")
-        staff = await repo.add_staff(session, school=found, email=email, name=name, role=role,
-                                     password_hash=hashed)
+        staff = await repo.add_staff(
+            session, school=found, email=email, name=name, role=role, password_hash=hashed
+        )
         return f"{staff.email} ({staff.role})"
 
     print(f"staff added: {store_call(work)}")
@@ -271,13 +281,22 @@ def assign_cmd(
             raise repo.StoreError(f"unknown class {klass!r}")
         if len(classes) > 1:
             raise repo.StoreError(f"class {klass!r} exists in several schools: add --school")
-        return await assign_module(session, catalog=catalog, secret=cfg.secret, klass=classes[0],
-                                   module_id=module, due=due_date)
+        return await assign_module(
+            session,
+            catalog=catalog,
+            secret=cfg.secret,
+            klass=classes[0],
+            module_id=module,
+            due=due_date,
+        )
 
     new, notified = store_call(work)
     verb = "assigned" if new else "updated"
-    print(f"{verb} {module} to {klass}" + (f" (due {due_date})" if due_date else "")
-          + f"; {notified} pupils notified")
+    print(
+        f"{verb} {module} to {klass}"
+        + (f" (due {due_date})" if due_date else "")
+        + f"; {notified} pupils notified"
+    )
 
 
 # ------------------------------------------------------------------ content
@@ -318,8 +337,10 @@ def flags_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
         print(json.dumps(rows, ensure_ascii=False, indent=None))
         return
     for row in rows:
-        print(f"#{row['id']:<5} {row['type']:<12} {row['urgency']:<8} {row['state']:<15} "
-              f"{row['pupil']:<10} {row['class'] or '-':<10} {row['created_at']}")
+        print(
+            f"#{row['id']:<5} {row['type']:<12} {row['urgency']:<8} {row['state']:<15} "
+            f"{row['pupil']:<10} {row['class'] or '-':<10} {row['created_at']}"
+        )
 
 
 # ------------------------------------------------------------------ retention and health
@@ -350,8 +371,13 @@ def retention_run(
     async def work() -> dict[str, Any]:
         engine = make_engine(cfg.database_url)
         try:
-            return await run_retention(make_sessions(engine), now=moment, zone=zone,
-                                       retention_days=cfg.retention_days, dry_run=dry_run)
+            return await run_retention(
+                make_sessions(engine),
+                now=moment,
+                zone=zone,
+                retention_days=cfg.retention_days,
+                dry_run=dry_run,
+            )
         finally:
             await engine.dispose()
 
@@ -363,8 +389,7 @@ def retention_run(
 def health_cmd(
     component: Annotated[str, typer.Option(help="db, sender, bot, dashboard or rasa")],
     url: Annotated[str | None, typer.Option(help="HTTP endpoint to check instead")] = None,
-    max_lag: Annotated[float, typer.Option(help="sender: seconds a due message may wait")] =
-    900.0,
+    max_lag: Annotated[float, typer.Option(help="sender: seconds a due message may wait")] = 900.0,
 ) -> None:
     """Exit 0 when a component is healthy (for container health checks)."""
     from leerbot.health import Component, check
@@ -387,9 +412,13 @@ def health_cmd(
 def bot_cmd(
     webhook: Annotated[bool, typer.Option("--webhook")] = False,
     workers: Annotated[int, typer.Option(min=1, help="webhook worker processes")] = 1,
-    with_sender: Annotated[bool, typer.Option(
-        "--with-sender", help="webhook, one worker: send from this process too "
-        "(else run `leerbot sender`)")] = False,
+    with_sender: Annotated[
+        bool,
+        typer.Option(
+            "--with-sender",
+            help="webhook, one worker: send from this process too (else run `leerbot sender`)",
+        ),
+    ] = False,
 ) -> None:
     """Run the Telegram bot (polling; --webhook for webhook mode)."""
     cfg = settings()
@@ -419,11 +448,17 @@ def bot_cmd(
 
 @app.command("sender")
 def sender_cmd(
-    listen: Annotated[str, typer.Option(help="HOST:PORT for /healthz, /readyz and /metrics "
-                                        "('' for none)")] = "127.0.0.1:9464",
-    wake_stdin: Annotated[bool, typer.Option(
-        "--wake-stdin", hidden=True, help="run as a bot's child: woken by stdin, "
-        "stops when it closes")] = False,
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT for /healthz, /readyz and /metrics ('' for none)")
+    ] = "127.0.0.1:9464",
+    wake_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--wake-stdin",
+            hidden=True,
+            help="run as a bot's child: woken by stdin, stops when it closes",
+        ),
+    ] = False,
 ) -> None:
     """Send the outbox to Telegram (the one sending process next to webhook workers)."""
     cfg = settings()

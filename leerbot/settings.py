@@ -28,8 +28,7 @@ class Settings(BaseSettings):
 
     # An empty variable (`LEERBOT_WEBHOOK_SECRET=` in an .env file) means "not set": an empty
     # webhook secret would otherwise let requests without Telegram's token through.
-    model_config = SettingsConfigDict(env_prefix="LEERBOT_", extra="ignore",
-                                      env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix="LEERBOT_", extra="ignore", env_ignore_empty=True)
 
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///leerbot.db"
@@ -68,8 +67,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("telegram_api_url", "rasa_url", "dashboard_url", "telegram_file_url",
-                     "webhook_url")
+    @field_validator(
+        "telegram_api_url", "rasa_url", "dashboard_url", "telegram_file_url", "webhook_url"
+    )
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -56,15 +56,23 @@ async def seed_demo(settings: Settings) -> Seeded:
             hashed = await asyncio.to_thread(PasswordHasher().hash, DEMO_PASSWORD)
             staff = {}
             for email, name, role in DEMO_STAFF:
-                staff[role] = await repo.add_staff(session, school=school, email=email,
-                                                   name=name, role=role, password_hash=hashed)
-            klass = await repo.add_class(session, school=school, name=DEMO_CLASS,
-                                         teacher=staff["teacher"])
+                staff[role] = await repo.add_staff(
+                    session, school=school, email=email, name=name, role=role, password_hash=hashed
+                )
+            klass = await repo.add_class(
+                session, school=school, name=DEMO_CLASS, teacher=staff["teacher"]
+            )
             due = date.today() + timedelta(days=14)  # noqa: DTZ011 (a local demo date)
             for module in DEMO_MODULES:
                 if module in catalog.modules:
-                    await assign_module(session, catalog=catalog, secret=settings.secret,
-                                        klass=klass, module_id=module, due=due)
+                    await assign_module(
+                        session,
+                        catalog=catalog,
+                        secret=settings.secret,
+                        klass=klass,
+                        module_id=module,
+                        due=due,
+                    )
             return Seeded(join_code=klass.join_code, new=True)
     finally:
         await engine.dispose()
@@ -80,12 +88,14 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
-def run_demo(settings: Settings, *, with_nlu: bool = True, sandbox_port: int = SANDBOX_PORT) -> None:
+def run_demo(
+    settings: Settings, *, with_nlu: bool = True, sandbox_port: int = SANDBOX_PORT
+) -> None:
     """Start sandbox, NLU, bot and dashboard; print the URLs; stop all on Ctrl-C."""
     from store.db import upgrade
 
     if not settings.database_url.startswith("sqlite"):
-        print("leerbot up: the demo runs on SQLite; unset LEERBOT_DATABASE_URL", file=sys.stderr)  # noqa: T201 (operator message)
+        print("leerbot up: the demo runs on SQLite; unset LEERBOT_DATABASE_URL", file=sys.stderr)
         raise SystemExit(2)
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env_overrides = {
@@ -101,8 +111,15 @@ def run_demo(settings: Settings, *, with_nlu: bool = True, sandbox_port: int = S
     env = _child_env(env_overrides)
 
     def start(name: str, *args: str) -> None:
-        procs.append((name, subprocess.Popen([sys.executable, "-m", "leerbot.cli", *args],  # noqa: S603 (our own CLI)
-                                             env=env)))
+        procs.append(
+            (
+                name,
+                subprocess.Popen(
+                    [sys.executable, "-m", "leerbot.cli", *args],
+                    env=env,
+                ),
+            )
+        )
 
     try:
         start("sandbox", "sandbox", "--port", str(sandbox_port))
@@ -114,19 +131,22 @@ def run_demo(settings: Settings, *, with_nlu: bool = True, sandbox_port: int = S
         start("dashboard", "dashboard")
         _wait_http(f"{settings.dashboard_url}/healthz", 30)
         link = f"https://t.me/leerbot_sandbox_bot?start={seeded.join_code}"
-        print(f"""
+        print(
+            f"""
 Leerbot demo is running (Ctrl-C stops everything)
   web chat (sandbox):  {sandbox_url}/   join code {seeded.join_code}
   demo join link:      {link}
   dashboard:           {settings.dashboard_url}/
      leerkracht@demo.school / begeleider@demo.school / admin@demo.school, password {DEMO_PASSWORD}
   Bot API for the bot: LEERBOT_TELEGRAM_API_URL={sandbox_url}/bot
-  NLU (Rasa):          {settings.rasa_url if with_nlu else 'off (--no-nlu)'}
-""", flush=True)  # noqa: T201 (the demo prints its URLs)
+  NLU (Rasa):          {settings.rasa_url if with_nlu else "off (--no-nlu)"}
+""",
+            flush=True,
+        )
         while all(p.poll() is None for _, p in procs):
             time.sleep(0.5)
         dead = [name for name, p in procs if p.poll() is not None]
-        print(f"leerbot up: {', '.join(dead)} stopped; stopping the rest", file=sys.stderr)  # noqa: T201 (operator message)
+        print(f"leerbot up: {', '.join(dead)} stopped; stopping the rest", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
@@ -146,5 +166,3 @@ def _child_env(overrides: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)  # noqa: TID251 (child processes inherit the operator's environment)
     env.update(overrides)
     return env
-
-

@@ -29,9 +29,15 @@ _KNOWN = frozenset(INTENTS)
 class RasaClient:
     """Parse pupil text with a Rasa server, falling back to keywords when it is unavailable."""
 
-    def __init__(self, base_url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 http: httpx.AsyncClient | None = None, retry_after: float = RETRY_AFTER,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        http: httpx.AsyncClient | None = None,
+        retry_after: float = RETRY_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry_after = retry_after
@@ -73,8 +79,9 @@ class RasaClient:
             await self._http.aclose()
 
     async def _ask(self, text: str) -> Parse:
-        reply = await self._http.post(f"{self.base_url}/model/parse", json={"text": text},
-                                      timeout=self.timeout)
+        reply = await self._http.post(
+            f"{self.base_url}/model/parse", json={"text": text}, timeout=self.timeout
+        )
         reply.raise_for_status()
         return _to_parse(reply.json())
 
@@ -82,8 +89,12 @@ class RasaClient:
         self._retry_at = self._clock() + self.retry_after
         if not self._down:
             self._down = True
-            log.warning("Rasa unavailable, using fallback (%s at %s; retrying every %.0f s)",
-                        type(exc).__name__, self.base_url, self.retry_after)
+            log.warning(
+                "Rasa unavailable, using fallback (%s at %s; retrying every %.0f s)",
+                type(exc).__name__,
+                self.base_url,
+                self.retry_after,
+            )
 
 
 def _to_parse(body: Any) -> Parse:  # JSON from the wire: a bad shape raises, which is a failure
@@ -94,5 +105,6 @@ def _to_parse(body: Any) -> Parse:  # JSON from the wire: a bad shape raises, wh
         # FallbackClassifier says "not sure": that is our out_of_scope.
         name = "out_of_scope"
     entities = tuple((str(e["entity"]), str(e["value"])) for e in body.get("entities") or ())
-    return Parse(intent=name, confidence=max(0.0, min(confidence, 1.0)), source="rasa",
-                 entities=entities)
+    return Parse(
+        intent=name, confidence=max(0.0, min(confidence, 1.0)), source="rasa", entities=entities
+    )

@@ -18,14 +18,18 @@ from nlu import lifecycle
 from nlu.client import RasaClient
 from nlu.safety import assess, combine
 
-nlu_app = typer.Typer(help="NLU: train and run the Rasa model, parse text from stdin.",
-                      no_args_is_help=True)
+nlu_app = typer.Typer(
+    help="NLU: train and run the Rasa model, parse text from stdin.", no_args_is_help=True
+)
 
 
 def _logging() -> None:
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        )
 
 
 def _fail(command: str, exc: Exception) -> None:
@@ -34,8 +38,11 @@ def _fail(command: str, exc: Exception) -> None:
 
 
 @nlu_app.command()
-def train(force: Annotated[bool, typer.Option(
-        "--force", help="Train again even if a model for this data exists.")] = False) -> None:
+def train(
+    force: Annotated[
+        bool, typer.Option("--force", help="Train again even if a model for this data exists.")
+    ] = False,
+) -> None:
     """Train the Rasa model if nlu/ changed (cached by content hash); print its path."""
     _logging()
     try:
@@ -53,10 +60,13 @@ def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 @nlu_app.command()
 def serve(
-    port: Annotated[int | None, typer.Option(
-        help="Port (default: the one in LEERBOT_RASA_URL, else 5005).")] = None,
-    host: Annotated[str | None, typer.Option(
-        help="Interface (default: the host in LEERBOT_RASA_URL if it is local).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: the one in LEERBOT_RASA_URL, else 5005).")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface (default: the host in LEERBOT_RASA_URL if it is local)."),
+    ] = None,
 ) -> None:
     """Train if needed, then run the Rasa server until Ctrl-C."""
     _logging()

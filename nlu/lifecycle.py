@@ -82,19 +82,27 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _run(cmd: list[str], *, log_file: Path, cwd: Path | None = None,
-         env: dict[str, str] | None = None) -> None:
+def _run(
+    cmd: list[str], *, log_file: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
     """Run one build step, appending its output to `log_file`; raise with the log tail."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env,  # noqa: S603 (fixed argv, no shell)
-                              check=False)
+        done = subprocess.run(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            check=False,
+        )
     if done.returncode != 0:
         raise RasaSetupError(
             f"{' '.join(cmd[:4])} ... failed (exit {done.returncode}); log {log_file}:\n"
-            f"{_tail(log_file)}")
+            f"{_tail(log_file)}"
+        )
 
 
 def _pip_env() -> dict[str, str]:
@@ -138,8 +146,12 @@ def find_python310() -> Path:
     candidates: list[Path] = []
     pyenv = shutil.which("pyenv")
     if pyenv:
-        done = subprocess.run([pyenv, "prefix", "3.10"], capture_output=True, text=True,  # noqa: S603 (fixed argv)
-                              check=False)
+        done = subprocess.run(
+            [pyenv, "prefix", "3.10"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode == 0 and done.stdout.strip():
             candidates.append(Path(done.stdout.strip().splitlines()[0]) / "bin" / "python3.10")
     pattern = str(Path.home() / ".pyenv" / "versions" / "3.10*" / "bin" / "python3.10")
@@ -151,16 +163,22 @@ def find_python310() -> Path:
         # A pyenv shim exists even when 3.10 is not selected; only a working interpreter counts.
         if candidate.exists() and _python_version(candidate).startswith("3.10."):
             return candidate
-    raise RasaSetupError("Python 3.10 not found (Rasa 3.6 needs it): install it with "
-                         "'pyenv install 3.10' or put python3.10 on PATH")
+    raise RasaSetupError(
+        "Python 3.10 not found (Rasa 3.6 needs it): install it with "
+        "'pyenv install 3.10' or put python3.10 on PATH"
+    )
 
 
 @functools.cache
 def _python_version(python: Path) -> str:
     try:
-        done = subprocess.run(  # noqa: S603 (fixed argv, our own interpreter path)
+        done = subprocess.run(
             [str(python), "-c", "import platform; print(platform.python_version())"],
-            capture_output=True, text=True, check=False, timeout=30)
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
@@ -193,14 +211,25 @@ def ensure_venv(*, cache_dir: Path = CACHE_DIR) -> Path:
         log.info("building the Rasa virtualenv in %s (first time: about 3 minutes)", final)
         started = time.monotonic()
         env = _pip_env()
-        pip = [str(tmp / "bin" / "python"), "-m", "pip", "install", "--quiet",
-               "--disable-pip-version-check", "-c", str(REQUIREMENTS)]
+        pip = [
+            str(tmp / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-c",
+            str(REQUIREMENTS),
+        ]
         try:
             _run([str(python), "-m", "venv", str(tmp)], log_file=log_file, env=env)
             _run([*pip, "--upgrade", "pip", "setuptools", "wheel"], log_file=log_file, env=env)
             _run([*pip, RASA_SPEC], log_file=log_file, env=env)
-            _run([str(tmp / "bin" / "python"), "-c", "import rasa.version"], log_file=log_file,
-                 env=env)
+            _run(
+                [str(tmp / "bin" / "python"), "-c", "import rasa.version"],
+                log_file=log_file,
+                env=env,
+            )
             _relocate(tmp, final)
             (tmp / ".complete").write_text(RASA_SPEC + "\n")
             if final.exists():
@@ -262,10 +291,29 @@ def train(*, force: bool = False, cache_dir: Path = CACHE_DIR) -> Path:
         started = time.monotonic()
         try:
             # cwd is the scratch dir: Rasa writes its .rasa/ cache there, not in the clone.
-            _run([str(venv / "bin" / "python"), "-m", "rasa", "train", "nlu", "--quiet",
-                  "--config", str(CONFIG), "--domain", str(DOMAIN), "--nlu", str(DATA),
-                  "--out", str(work / "out"), "--fixed-model-name", name],
-                 log_file=log_file, cwd=work, env=_rasa_env(venv))
+            _run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "rasa",
+                    "train",
+                    "nlu",
+                    "--quiet",
+                    "--config",
+                    str(CONFIG),
+                    "--domain",
+                    str(DOMAIN),
+                    "--nlu",
+                    str(DATA),
+                    "--out",
+                    str(work / "out"),
+                    "--fixed-model-name",
+                    name,
+                ],
+                log_file=log_file,
+                cwd=work,
+                env=_rasa_env(venv),
+            )
             built = work / "out" / f"{name}.tar.gz"
             if not built.exists():
                 raise RasaSetupError(f"rasa train produced no model; log {log_file}")
@@ -280,7 +328,7 @@ def train(*, force: bool = False, cache_dir: Path = CACHE_DIR) -> Path:
 def _prune(keep: Path) -> None:
     """Drop all but the newest few models (17 MB each); a running server has its copy."""
     models = sorted(keep.parent.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [m for m in models if m != keep][KEEP_MODELS - 1:]:
+    for old in [m for m in models if m != keep][KEEP_MODELS - 1 :]:
         old.unlink(missing_ok=True)
 
 
@@ -321,13 +369,25 @@ class RasaServer:
         return _tail(self.log_file) if self.log_file else "(log on the console)"
 
 
-def _spawn(*, model: Path, port: int, host: str, quiet: bool, log_file: Path | None,
-           cache_dir: Path) -> RasaServer:
+def _spawn(
+    *, model: Path, port: int, host: str, quiet: bool, log_file: Path | None, cache_dir: Path
+) -> RasaServer:
     venv = ensure_venv(cache_dir=cache_dir)
     run_dir = cache_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(venv / "bin" / "python"), "-m", "rasa", "run", "--enable-api",
-           "--model", str(model), "--port", str(port), "-i", host]
+    cmd = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "rasa",
+        "run",
+        "--enable-api",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "-i",
+        host,
+    ]
     if quiet:
         cmd.append("--quiet")
     handle: IO[bytes] | None = None
@@ -336,28 +396,51 @@ def _spawn(*, model: Path, port: int, host: str, quiet: bool, log_file: Path | N
         handle = log_file.open("wb")
     # Own session: stop() signals this process group only, and Ctrl-C in a terminal reaches
     # `leerbot nlu serve`, which then stops Rasa in order.
-    process = subprocess.Popen(cmd, cwd=run_dir, env=_rasa_env(venv), stdout=handle,  # noqa: S603 (fixed argv)
-                               stderr=subprocess.STDOUT if handle else None,
-                               start_new_session=True)
-    return RasaServer(process=process, url=f"http://{host}:{port}", model=model,
-                      log_file=log_file, _log_handle=handle)
+    process = subprocess.Popen(
+        cmd,
+        cwd=run_dir,
+        env=_rasa_env(venv),
+        stdout=handle,
+        stderr=subprocess.STDOUT if handle else None,
+        start_new_session=True,
+    )
+    return RasaServer(
+        process=process,
+        url=f"http://{host}:{port}",
+        model=model,
+        log_file=log_file,
+        _log_handle=handle,
+    )
 
 
 def _default_log(cache_dir: Path, port: int) -> Path:
     return cache_dir / "logs" / f"rasa-{port}.log"
 
 
-def start_server(*, port: int | None = None, host: str = "127.0.0.1", model: Path | None = None,
-                 timeout: float = START_TIMEOUT, quiet: bool = True,
-                 log_file: Path | None = None, console: bool = False,
-                 cache_dir: Path = CACHE_DIR) -> RasaServer:
+def start_server(
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    model: Path | None = None,
+    timeout: float = START_TIMEOUT,
+    quiet: bool = True,
+    log_file: Path | None = None,
+    console: bool = False,
+    cache_dir: Path = CACHE_DIR,
+) -> RasaServer:
     """Train if needed, start Rasa and block until it parses; the caller must stop() it."""
     model = model or train(cache_dir=cache_dir)
     port = port or free_port()
     if not console:
         log_file = log_file or _default_log(cache_dir, port)
-    server = _spawn(model=model, port=port, host=host, quiet=quiet,
-                    log_file=None if console else log_file, cache_dir=cache_dir)
+    server = _spawn(
+        model=model,
+        port=port,
+        host=host,
+        quiet=quiet,
+        log_file=None if console else log_file,
+        cache_dir=cache_dir,
+    )
     try:
         _wait_ready(server, timeout)
     except BaseException:
@@ -368,8 +451,7 @@ def start_server(*, port: int | None = None, host: str = "127.0.0.1", model: Pat
 
 def _check_alive(server: RasaServer, deadline: float, timeout: float) -> None:
     if server.process.poll() is not None:
-        raise RasaSetupError(f"Rasa exited with {server.process.returncode}:\n"
-                             f"{server.problem()}")
+        raise RasaSetupError(f"Rasa exited with {server.process.returncode}:\n{server.problem()}")
     if time.monotonic() > deadline:
         raise RasaSetupError(f"Rasa did not answer within {timeout:.0f} s:\n{server.problem()}")
 
@@ -395,8 +477,10 @@ def _ready(http: httpx.Client, url: str) -> bool:
         if http.get(f"{url}/status").status_code != 200:
             return False
         # The first parse builds TensorFlow's graph (seconds); do it now, not on a pupil's message.
-        return http.post(f"{url}/model/parse", json={"text": WARMUP_TEXT},
-                         timeout=30.0).status_code == 200
+        return (
+            http.post(f"{url}/model/parse", json={"text": WARMUP_TEXT}, timeout=30.0).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
@@ -412,14 +496,21 @@ async def _aready(http: httpx.AsyncClient, url: str) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def rasa_server(port: int | None = None, *, ready_within: float = START_TIMEOUT,
-                      cache_dir: Path = CACHE_DIR) -> AsyncIterator[str]:
+async def rasa_server(
+    port: int | None = None, *, ready_within: float = START_TIMEOUT, cache_dir: Path = CACHE_DIR
+) -> AsyncIterator[str]:
     """Train if needed, run a quiet Rasa server on 127.0.0.1 and yield its URL (for tests)."""
     model = await asyncio.to_thread(train, cache_dir=cache_dir)
     port = port or free_port()
     server = await asyncio.to_thread(
-        _spawn, model=model, port=port, host="127.0.0.1", quiet=True,
-        log_file=_default_log(cache_dir, port), cache_dir=cache_dir)
+        _spawn,
+        model=model,
+        port=port,
+        host="127.0.0.1",
+        quiet=True,
+        log_file=_default_log(cache_dir, port),
+        cache_dir=cache_dir,
+    )
     try:
         await _await_ready(server, ready_within)
         yield server.url

@@ -30,33 +30,65 @@ BULLYING_THRESHOLD = 0.6
 MAX_EVIDENCE = 5
 MAX_EVIDENCE_CHARS = 200
 
-_RANK = {SafetyLevel.NONE: 0, SafetyLevel.UNCLEAR: 1, SafetyLevel.CONCERN: 2,
-         SafetyLevel.CRISIS: 3}
+_RANK = {
+    SafetyLevel.NONE: 0,
+    SafetyLevel.UNCLEAR: 1,
+    SafetyLevel.CONCERN: 2,
+    SafetyLevel.CRISIS: 3,
+}
 # When one text holds several signals of the same level, the most urgent one names it.
-_URGENCY = (SafetyCategory.ACUTE_DANGER, SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM,
-            SafetyCategory.SEXUAL_ABUSE, SafetyCategory.HOME_VIOLENCE,
-            SafetyCategory.WORRY_OTHER, SafetyCategory.BULLYING)
+_URGENCY = (
+    SafetyCategory.ACUTE_DANGER,
+    SafetyCategory.SUICIDAL,
+    SafetyCategory.SELF_HARM,
+    SafetyCategory.SEXUAL_ABUSE,
+    SafetyCategory.HOME_VIOLENCE,
+    SafetyCategory.WORRY_OTHER,
+    SafetyCategory.BULLYING,
+)
 _CONCERN_CATEGORIES = frozenset({SafetyCategory.BULLYING, SafetyCategory.WORRY_OTHER})
 # Who a signal is about matters for these: "mijn vriendin wil dood" is worry about another.
 _SUBJECT_IN_MATCH = frozenset({SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM})
-_SUBJECT_BEFORE = frozenset({SafetyCategory.HOME_VIOLENCE, SafetyCategory.SEXUAL_ABUSE,
-                             SafetyCategory.BULLYING})
+_SUBJECT_BEFORE = frozenset(
+    {SafetyCategory.HOME_VIOLENCE, SafetyCategory.SEXUAL_ABUSE, SafetyCategory.BULLYING}
+)
 # Family at home: violence against them is violence in the pupil's home.
 # For violence and abuse, a pronoun before the verb is mostly the one who does it ("hij heeft
 # aan mij gezeten"), so only a named friend makes it worry about another ("mijn vriendin wordt
 # thuis geslagen"); family ("mijn zus wordt geslagen") means the pupil's own home.
-_FRIENDS = frozenset({"vriend", "vriendin", "vriendinnetje", "maat", "bff", "beste",
-                      "klasgenoot", "klasgenote", "kameraad", "lief", "neef", "nicht",
-                      "buurjongen", "buurmeisje", "collega", "ploeggenoot", "teamgenoot"})
-_PASSIVE = frozenset({"word", "wordt", "werd", "werden", "worden", "is", "ben", "zijn", "was",
-                      "waren", "geweest"})
+_FRIENDS = frozenset(
+    {
+        "vriend",
+        "vriendin",
+        "vriendinnetje",
+        "maat",
+        "bff",
+        "beste",
+        "klasgenoot",
+        "klasgenote",
+        "kameraad",
+        "lief",
+        "neef",
+        "nicht",
+        "buurjongen",
+        "buurmeisje",
+        "collega",
+        "ploeggenoot",
+        "teamgenoot",
+    }
+)
+_PASSIVE = frozenset(
+    {"word", "wordt", "werd", "werden", "worden", "is", "ben", "zijn", "was", "waren", "geweest"}
+)
 _NEGATION_IN_RULE = re.compile(r"\b(?:niet|geen|nooit|niks|niets|niemand|nergens)\b")
 _MACRO = re.compile(r"\{([A-Z_0-9]+)\}")
 _TOKEN = re.compile(r"['’‘`´]?[^\W_]+(?:['’‘`´][^\W_]+)*")
-_FORMAT_CHARS = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
-                           "\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]")
+_FORMAT_CHARS = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\ufeff\ufe00-\ufe0f]"
+)
 _QUOTED = re.compile(r"[\"“”„«»‘’]([^\"“”„«»\n]{2,300}?)[\"“”„«»‘’]")
-_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff]")
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBERISH = re.compile(r"\d+(?:ste|de|e|u|h|x|min|km|kg|cm|m|jarig|jaar|uur)?")
@@ -217,7 +249,7 @@ def _word_starts(text: str) -> frozenset[str]:
     starts: set[str] = set()
     position = -1
     while True:
-        window = text[position + 1:position + 1 + _KEY]
+        window = text[position + 1 : position + 1 + _KEY]
         starts.update(window[:n] for n in range(_MIN_KEY, len(window) + 1))
         position = text.find(" ", position + 1)
         if position == -1:
@@ -333,7 +365,7 @@ class _Text:
         first, last = self.token_range(start, end)
         if not self.tokens:
             return ""
-        text = self.original[self.tokens[first].start:self.tokens[last].end]
+        text = self.original[self.tokens[first].start : self.tokens[last].end]
         return text[:MAX_EVIDENCE_CHARS]
 
 
@@ -345,10 +377,15 @@ def _strip_accents(word: str) -> str:
 
 
 def _collapse(word: str) -> str:
-    """"neeeee" -> "nee", "dooood" -> "dood", "ikkkk" -> "ik" (Dutch ends on one consonant)."""
+    """ "neeeee" -> "nee", "dooood" -> "dood", "ikkkk" -> "ik" (Dutch ends on one consonant)."""
     collapsed = _REPEATS.sub(r"\1\1", word)
-    if collapsed != word and len(collapsed) > 2 and collapsed[-1] == collapsed[-2] \
-            and collapsed[-1].isalpha() and collapsed[-1] not in _VOWELS:
+    if (
+        collapsed != word
+        and len(collapsed) > 2
+        and collapsed[-1] == collapsed[-2]
+        and collapsed[-1].isalpha()
+        and collapsed[-1] not in _VOWELS
+    ):
         collapsed = collapsed[:-1]
     return collapsed
 
@@ -431,8 +468,9 @@ class _Finding:
     end: int
 
 
-def _mask(text: str, patterns: Iterable[_Pattern],
-          starts: frozenset[str]) -> tuple[str, list[tuple[int, int]]]:
+def _mask(
+    text: str, patterns: Iterable[_Pattern], starts: frozenset[str]
+) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     chars: list[str] | None = None
     for pattern in patterns:
@@ -455,7 +493,7 @@ def _negated(doc: _Text, lex: Lexicon, start: int, end: int) -> bool:
     """A negation inside the match, or just before it in the same clause ("niet dat ik ...")."""
     first, last = doc.token_range(start, end)
     tokens = doc.tokens
-    if any(t.text in lex.negators for t in tokens[first:last + 1]):
+    if any(t.text in lex.negators for t in tokens[first : last + 1]):
         return True
     clause = tokens[first].clause
     for i in range(first - 1, max(first - 6, -1), -1):
@@ -473,12 +511,12 @@ def _about_other(doc: _Text, lex: Lexicon, start: int, end: int, *, in_match: bo
     """True when the signal is about someone else ("mijn vriendin wil dood")."""
     first, last = doc.token_range(start, end)
     tokens = doc.tokens
-    inside = [t.text for t in tokens[first:last + 1]]
+    inside = [t.text for t in tokens[first : last + 1]]
     if any(w in lex.first_person for w in inside):
         return False
     if in_match and any(w in lex.other_person for w in inside):
         return True  # "ik denk dat mijn vriend zelfmoord wil plegen"
-    near = [t.text for t in tokens[max(first - 2, 0):first] if t.clause == tokens[first].clause]
+    near = [t.text for t in tokens[max(first - 2, 0) : first] if t.clause == tokens[first].clause]
     if not in_match and not any(w in _PASSIVE for w in inside + near):
         return False  # active voice: the one before the verb does it to the pupil
     clause = tokens[first].clause
@@ -493,8 +531,9 @@ def _about_other(doc: _Text, lex: Lexicon, start: int, end: int, *, in_match: bo
     return False
 
 
-def _signal_level(rule: _Rule, doc: _Text, lex: Lexicon, start: int,
-                  end: int) -> tuple[SafetyLevel, SafetyCategory]:
+def _signal_level(
+    rule: _Rule, doc: _Text, lex: Lexicon, start: int, end: int
+) -> tuple[SafetyLevel, SafetyCategory]:
     category = rule.category
     level = SafetyLevel.CONCERN if category in _CONCERN_CATEGORIES else SafetyLevel.CRISIS
     subject = category in _SUBJECT_IN_MATCH or category in _SUBJECT_BEFORE
@@ -536,8 +575,11 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
     masked, figurative = _mask(plain, lex.figurative, starts)
     findings: list[_Finding] = []
     for hit in _signals(doc, lex, plain, starts):
-        if hit.level is SafetyLevel.CRISIS and figurative \
-                and _overlaps(hit.start, hit.end, figurative):
+        if (
+            hit.level is SafetyLevel.CRISIS
+            and figurative
+            and _overlaps(hit.start, hit.end, figurative)
+        ):
             # A clear signal inside a manner of speaking ("ik wil dood van de stress") is not
             # clearly casual either: ask.
             hit = _Finding(SafetyLevel.UNCLEAR, hit.category, hit.start, hit.end)
@@ -548,8 +590,7 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
     covered = [(f.start, f.end) for f in findings]
     for match in lex.alarm.matches(masked, starts):
         if not _overlaps(*match.span(), covered):
-            findings.append(_Finding(SafetyLevel.UNCLEAR, SafetyCategory.SUICIDAL,
-                                     *match.span()))
+            findings.append(_Finding(SafetyLevel.UNCLEAR, SafetyCategory.SUICIDAL, *match.span()))
     return findings
 
 
@@ -561,11 +602,12 @@ def _casual(normalized: str) -> bool:
     """The rules recognise a manner of speaking, an innocent use or laughter in this text."""
     lex = load_lexicon()
     words = words_of(normalized)
-    if _laughing(words, normalized[len(words):], lex):
+    if _laughing(words, normalized[len(words) :], lex):
         return True
     starts = _word_starts(words)
-    return any(next(p.matches(words, starts), None) is not None
-               for p in (*lex.figurative, *lex.innocent))
+    return any(
+        next(p.matches(words, starts), None) is not None for p in (*lex.figurative, *lex.innocent)
+    )
 
 
 def _adjust(findings: list[_Finding], doc: _Text, lex: Lexicon) -> list[_Finding]:
@@ -607,8 +649,9 @@ def _result(findings: list[_Finding], doc: _Text) -> SafetyResult:
             evidence.append(phrase)
         if len(evidence) == MAX_EVIDENCE:
             break
-    return SafetyResult(level=level, category=category, evidence=tuple(evidence),
-                        normalized=doc.reported)
+    return SafetyResult(
+        level=level, category=category, evidence=tuple(evidence), normalized=doc.reported
+    )
 
 
 def assess(text: str) -> SafetyResult:
@@ -622,8 +665,9 @@ def assess(text: str) -> SafetyResult:
     return _result(_adjust(_assess(doc, lex), doc, lex), doc)
 
 
-def combine(safety: SafetyResult, parse: Parse | None, *,
-            threshold: float = CRISIS_THRESHOLD) -> SafetyResult:
+def combine(
+    safety: SafetyResult, parse: Parse | None, *, threshold: float = CRISIS_THRESHOLD
+) -> SafetyResult:
     """Let Rasa raise the level too: its crisis intent makes a crisis, bullying a zorg.
 
     Rasa is a small bag-of-words model, so where the rules understood more it asks instead of
@@ -633,8 +677,11 @@ def combine(safety: SafetyResult, parse: Parse | None, *,
     """
     if parse is None:
         return safety
-    if parse.intent == "crisis" and parse.confidence >= threshold \
-            and safety.level is not SafetyLevel.CRISIS:
+    if (
+        parse.intent == "crisis"
+        and parse.confidence >= threshold
+        and safety.level is not SafetyLevel.CRISIS
+    ):
         if safety.category is SafetyCategory.WORRY_OTHER:
             # The rules saw who it is about ("mijn vriendin wil dood"); Rasa cannot.
             return safety
@@ -642,15 +689,27 @@ def combine(safety: SafetyResult, parse: Parse | None, *,
         casual = _RANK[safety.level] < _RANK[SafetyLevel.CONCERN] and _casual(safety.normalized)
         alone = safety.level is SafetyLevel.NONE and parse.confidence < RASA_ALONE_THRESHOLD
         if casual or alone:
-            return SafetyResult(level=SafetyLevel.UNCLEAR, category=category,
-                                evidence=(*safety.evidence, "rasa:crisis"),
-                                normalized=safety.normalized)
-        return SafetyResult(level=SafetyLevel.CRISIS, category=category,
-                            evidence=(*safety.evidence, "rasa:crisis"),
-                            normalized=safety.normalized)
-    if parse.intent == "bullying" and parse.confidence >= BULLYING_THRESHOLD \
-            and _RANK[safety.level] < _RANK[SafetyLevel.CONCERN]:
-        return SafetyResult(level=SafetyLevel.CONCERN, category=SafetyCategory.BULLYING,
-                            evidence=(*safety.evidence, "rasa:bullying"),
-                            normalized=safety.normalized)
+            return SafetyResult(
+                level=SafetyLevel.UNCLEAR,
+                category=category,
+                evidence=(*safety.evidence, "rasa:crisis"),
+                normalized=safety.normalized,
+            )
+        return SafetyResult(
+            level=SafetyLevel.CRISIS,
+            category=category,
+            evidence=(*safety.evidence, "rasa:crisis"),
+            normalized=safety.normalized,
+        )
+    if (
+        parse.intent == "bullying"
+        and parse.confidence >= BULLYING_THRESHOLD
+        and _RANK[safety.level] < _RANK[SafetyLevel.CONCERN]
+    ):
+        return SafetyResult(
+            level=SafetyLevel.CONCERN,
+            category=SafetyCategory.BULLYING,
+            evidence=(*safety.evidence, "rasa:bullying"),
+            normalized=safety.normalized,
+        )
     return safety

@@ -7,9 +7,24 @@ from enum import StrEnum
 from typing import Literal
 
 INTENTS: tuple[str, ...] = (
-    "inform", "dont_know", "ask_explain", "pause", "resume", "request_contact", "crisis",
-    "bullying", "mood_positive", "mood_negative", "greet", "goodbye", "thanks", "affirm",
-    "deny", "bot_challenge", "insult", "out_of_scope",
+    "inform",
+    "dont_know",
+    "ask_explain",
+    "pause",
+    "resume",
+    "request_contact",
+    "crisis",
+    "bullying",
+    "mood_positive",
+    "mood_negative",
+    "greet",
+    "goodbye",
+    "thanks",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "insult",
+    "out_of_scope",
 )
 
 

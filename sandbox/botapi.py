@@ -32,26 +32,73 @@ MAX_UPLOAD = 50 * 1024 * 1024
 
 # Form and query values arrive as strings (python-telegram-bot JSON-encodes non-strings into
 # form fields); these names say how to decode them.
-INT_FIELDS = frozenset({"message_id", "reply_to_message_id", "offset", "limit", "max_connections",
-                        "user_id", "cache_time", "message_thread_id", "duration", "width",
-                        "height"})
+INT_FIELDS = frozenset(
+    {
+        "message_id",
+        "reply_to_message_id",
+        "offset",
+        "limit",
+        "max_connections",
+        "user_id",
+        "cache_time",
+        "message_thread_id",
+        "duration",
+        "width",
+        "height",
+    }
+)
 FLOAT_FIELDS = frozenset({"timeout"})
-BOOL_FIELDS = frozenset({"disable_notification", "protect_content", "drop_pending_updates",
-                         "show_alert", "disable_web_page_preview", "allow_sending_without_reply",
-                         "has_spoiler", "disable_content_type_detection",
-                         "show_caption_above_media", "allow_paid_broadcast"})
-JSON_FIELDS = frozenset({"reply_markup", "reply_parameters", "link_preview_options", "entities",
-                         "caption_entities", "allowed_updates", "commands", "scope",
-                         "menu_button", "media"})
+BOOL_FIELDS = frozenset(
+    {
+        "disable_notification",
+        "protect_content",
+        "drop_pending_updates",
+        "show_alert",
+        "disable_web_page_preview",
+        "allow_sending_without_reply",
+        "has_spoiler",
+        "disable_content_type_detection",
+        "show_caption_above_media",
+        "allow_paid_broadcast",
+    }
+)
+JSON_FIELDS = frozenset(
+    {
+        "reply_markup",
+        "reply_parameters",
+        "link_preview_options",
+        "entities",
+        "caption_entities",
+        "allowed_updates",
+        "commands",
+        "scope",
+        "menu_button",
+        "media",
+    }
+)
 
-CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_video",
-                          "record_voice", "upload_voice", "upload_document", "choose_sticker",
-                          "find_location", "record_video_note", "upload_video_note"})
+CHAT_ACTIONS = frozenset(
+    {
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    }
+)
 COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the "
-                "message")
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply "
+    "markup are exactly the same as a current content and reply markup of the "
+    "message"
+)
 
 
 @dataclass(slots=True)
@@ -81,8 +128,9 @@ class Params:
                     return json.loads(value)
                 except ValueError:
                     if name == "reply_markup":
-                        raise bad_request("can't parse reply keyboard markup JSON object"
-                                          ) from None
+                        raise bad_request(
+                            "can't parse reply keyboard markup JSON object"
+                        ) from None
                     raise bad_request(f"can't parse {name} JSON object") from None
             if name == "chat_id" and re.fullmatch(r"-?\d+", value):
                 return int(value)
@@ -159,8 +207,11 @@ async def get_updates(call: Call) -> Any:
     """getUpdates: long poll that wakes as soon as an update is queued."""
     state, bot, p = call.state, call.bot, call.params
     if bot.webhook is not None:
-        raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                            "use deleteWebhook to delete the webhook first")
+        raise ApiError(
+            409,
+            "Conflict: can't use getUpdates method while webhook is active; "
+            "use deleteWebhook to delete the webhook first",
+        )
     offset = p.integer("offset")
     if offset is not None and offset != 0:
         state.confirm(bot, offset)
@@ -179,11 +230,17 @@ async def get_updates(call: Call) -> Any:
             return batch
         await bot.update_signal.wait(remaining)
         if bot.poll_generation != generation:
-            raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure "
-                                "that only one bot instance is running")
+            raise ApiError(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure "
+                "that only one bot instance is running",
+            )
         if bot.webhook is not None:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is "
-                                "active; use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is "
+                "active; use deleteWebhook to delete the webhook first",
+            )
 
 
 async def set_webhook(call: Call) -> Any:
@@ -200,9 +257,14 @@ async def set_webhook(call: Call) -> Any:
         raise bad_request("secret token contains unallowed characters")
     allowed = p.raw("allowed_updates")
     max_connections = max(1, min(100, p.integer("max_connections") or 40))
-    state.set_webhook(bot, url=url, secret_token=secret, max_connections=max_connections,
-                      allowed_updates=[str(a) for a in allowed] if isinstance(allowed, list)
-                      else None, drop_pending=p.flag("drop_pending_updates"))
+    state.set_webhook(
+        bot,
+        url=url,
+        secret_token=secret,
+        max_connections=max_connections,
+        allowed_updates=[str(a) for a in allowed] if isinstance(allowed, list) else None,
+        drop_pending=p.flag("drop_pending_updates"),
+    )
     return True
 
 
@@ -215,8 +277,11 @@ async def delete_webhook(call: Call) -> Any:
 async def get_webhook_info(call: Call) -> Any:
     """getWebhookInfo"""
     bot = call.bot
-    info: JSON = {"url": "", "has_custom_certificate": False,
-                  "pending_update_count": len(bot.pending)}
+    info: JSON = {
+        "url": "",
+        "has_custom_certificate": False,
+        "pending_update_count": len(bot.pending),
+    }
     hook = bot.webhook
     if hook is not None:
         info["url"] = hook.url
@@ -258,8 +323,11 @@ async def set_my_commands(call: Call) -> Any:
         if not COMMAND_RE.match(name):
             raise bad_request("BOT_COMMAND_INVALID")
         if not 1 <= len(description) <= 256:
-            raise bad_request("command description is empty" if not description
-                              else "BOT_COMMAND_DESCRIPTION_INVALID")
+            raise bad_request(
+                "command description is empty"
+                if not description
+                else "BOT_COMMAND_DESCRIPTION_INVALID"
+            )
         clean.append({"command": name, "description": description})
     if len(clean) > 100:
         raise bad_request("too many commands specified")
@@ -293,8 +361,9 @@ async def get_chat_menu_button(call: Call) -> Any:
     """getChatMenuButton"""
     chat_id = call.params.raw("chat_id")
     key = int(chat_id) if chat_id is not None else None
-    return call.bot.menu_buttons.get(key) or call.bot.menu_buttons.get(None) or {
-        "type": "commands"}
+    return (
+        call.bot.menu_buttons.get(key) or call.bot.menu_buttons.get(None) or {"type": "commands"}
+    )
 
 
 def _profile_setter(name: str) -> Handler:
@@ -330,10 +399,19 @@ async def get_chat(call: Call) -> Any:
             raise
         chat = call.bot.chats[int(chat_ref)]
     info = chat.to_tg()
-    info.update({"accent_color_id": 0, "max_reaction_count": 11,
-                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
-                                         "unique_gifts": False, "premium_subscription": False,
-                                         "gifts_from_channels": False}})
+    info.update(
+        {
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
+    )
     return info
 
 
@@ -402,15 +480,22 @@ def _reply_to(chat: Chat, p: Params) -> JSON | None:
     return {k: v for k, v in record.tg.items() if k != "reply_to_message"}
 
 
-def _text(p: Params, *, name: str = "text", parse_mode: str = "parse_mode",
-          entities: str = "entities", limit: int = MAX_TEXT,
-          too_long: str = "message is too long") -> tuple[str, list[JSON]]:
+def _text(
+    p: Params,
+    *,
+    name: str = "text",
+    parse_mode: str = "parse_mode",
+    entities: str = "entities",
+    limit: int = MAX_TEXT,
+    too_long: str = "message is too long",
+) -> tuple[str, list[JSON]]:
     source = p.string(name)
     if source is None or not source.strip():
         raise bad_request("message text is empty")
     given = p.raw(entities)
-    text, found = render_text(source, p.string(parse_mode),
-                              given if isinstance(given, list) else None)
+    text, found = render_text(
+        source, p.string(parse_mode), given if isinstance(given, list) else None
+    )
     if not text.strip():
         raise bad_request("message text is empty")
     if len(text) > limit:
@@ -423,8 +508,9 @@ def _caption(p: Params) -> tuple[str | None, list[JSON]]:
     if not source:
         return None, []
     given = p.raw("caption_entities")
-    text, found = render_text(source, p.string("parse_mode"),
-                              given if isinstance(given, list) else None)
+    text, found = render_text(
+        source, p.string("parse_mode"), given if isinstance(given, list) else None
+    )
     if len(text) > MAX_CAPTION:
         raise bad_request("message caption is too long")
     return text, found
@@ -432,8 +518,15 @@ def _caption(p: Params) -> tuple[str | None, list[JSON]]:
 
 def _finish(call: Call, chat: Chat, message: JSON, *, kind: str, keyboard: JSON | None) -> JSON:
     """Store a bot message in the chat timeline and remember it for the log."""
-    call.state.add_record(call.bot, chat, key=message["message_id"], kind=kind, from_bot=True,
-                          tg=message, keyboard=keyboard)
+    call.state.add_record(
+        call.bot,
+        chat,
+        key=message["message_id"],
+        kind=kind,
+        from_bot=True,
+        tg=message,
+        keyboard=keyboard,
+    )
     call.message_id = message["message_id"]
     return message
 
@@ -463,9 +556,15 @@ async def send_message(call: Call) -> Any:
     return _finish(call, chat, message, kind="text", keyboard=keyboard)
 
 
-MEDIA_METHODS = {"sendphoto": "photo", "senddocument": "document", "sendsticker": "sticker",
-                 "sendvoice": "voice", "sendvideo": "video", "sendaudio": "audio",
-                 "sendanimation": "animation"}
+MEDIA_METHODS = {
+    "sendphoto": "photo",
+    "senddocument": "document",
+    "sendsticker": "sticker",
+    "sendvoice": "voice",
+    "sendvideo": "video",
+    "sendaudio": "audio",
+    "sendanimation": "animation",
+}
 MEDIA_LIMITS = {"photo": 10 * 1024 * 1024}
 
 
@@ -488,29 +587,51 @@ def _input_file(call: Call, kind: str) -> StoredFile:
         if not mime or mime == "application/octet-stream":
             guessed = mimetypes.guess_type(upload.filename or "")[0]
             mime = guessed or mime
-        return state.add_file(upload.data, kind=kind, mime_type=mime,
-                              file_name=upload.filename, width=width, height=height)
+        return state.add_file(
+            upload.data,
+            kind=kind,
+            mime_type=mime,
+            file_name=upload.filename,
+            width=width,
+            height=height,
+        )
     if isinstance(value, str) and value:
         known = state.files.get(value)
         if known is not None:
             return known
         if re.match(r"https?://\S+$", value):
             name = value.rsplit("/", 1)[-1].split("?")[0] or None
-            return state.add_file(b"", kind=kind, mime_type=mimetypes.guess_type(value)[0],
-                                  file_name=name, url=value, width=320, height=320)
+            return state.add_file(
+                b"",
+                kind=kind,
+                mime_type=mimetypes.guess_type(value)[0],
+                file_name=name,
+                url=value,
+                width=320,
+                height=320,
+            )
         raise bad_request("wrong file identifier/HTTP URL specified")
     raise bad_request(f"there is no {kind} in the request")
 
 
 def media_object(kind: str, stored: StoredFile, *, duration: int | None = None) -> Any:
     """The Bot API object for a stored file sent as `kind`."""
-    base: JSON = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                  "file_size": len(stored.data)}
+    base: JSON = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "file_size": len(stored.data),
+    }
     if kind == "photo":
         return [{**base, "width": stored.width or 320, "height": stored.height or 320}]
     if kind == "sticker":
-        return {**base, "type": "regular", "width": 512, "height": 512, "is_animated": False,
-                "is_video": False}
+        return {
+            **base,
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        }
     if stored.mime_type:
         base["mime_type"] = stored.mime_type
     if kind in ("document", "audio", "video", "animation") and stored.file_name:
@@ -602,8 +723,9 @@ async def edit_message_text(call: Call) -> Any:
         raise bad_request("there is no text in the message to edit")
     text, entities = _text(call.params)
     inline, _ = _markup(call.params)
-    return _apply_edit(call, chat, record, {"text": text, "entities": entities or None,
-                                            "reply_markup": inline})
+    return _apply_edit(
+        call, chat, record, {"text": text, "entities": entities or None, "reply_markup": inline}
+    )
 
 
 async def edit_message_caption(call: Call) -> Any:
@@ -613,9 +735,12 @@ async def edit_message_caption(call: Call) -> Any:
         raise bad_request("there is no caption in the message to edit")
     caption, entities = _caption(call.params)
     inline, _ = _markup(call.params)
-    return _apply_edit(call, chat, record, {"caption": caption,
-                                            "caption_entities": entities or None,
-                                            "reply_markup": inline})
+    return _apply_edit(
+        call,
+        chat,
+        record,
+        {"caption": caption, "caption_entities": entities or None, "reply_markup": inline},
+    )
 
 
 async def edit_message_reply_markup(call: Call) -> Any:
@@ -652,8 +777,7 @@ async def answer_callback_query(call: Call) -> Any:
     query_id = p.string("callback_query_id") or ""
     pending = bot.callbacks.pop(query_id, None)
     if pending is None:
-        raise bad_request("query is too old and response timeout expired or query ID is "
-                          "invalid")
+        raise bad_request("query is too old and response timeout expired or query ID is invalid")
     call.chat_id = pending.chat_id
     call.message_id = pending.message_id
     text = p.string("text")
@@ -661,9 +785,18 @@ async def answer_callback_query(call: Call) -> Any:
         raise bad_request("MESSAGE_TOO_LONG")
     chat = bot.chats.get(pending.chat_id)
     if chat is not None:
-        state.add_record(bot, chat, key=f"cb:{query_id}", kind="callback_answer", from_bot=True,
-                         tg={"text": text, "show_alert": p.flag("show_alert"),
-                             "message_id": pending.message_id})
+        state.add_record(
+            bot,
+            chat,
+            key=f"cb:{query_id}",
+            kind="callback_answer",
+            from_bot=True,
+            tg={
+                "text": text,
+                "show_alert": p.flag("show_alert"),
+                "message_id": pending.message_id,
+            },
+        )
     return True
 
 

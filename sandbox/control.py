@@ -28,8 +28,11 @@ from sandbox.state import (
 
 MAX_WAIT = 60.0
 MEDIA_KINDS = ("sticker", "photo", "voice", "document", "location", "poll", "contact", "video")
-DEFAULT_GROUP_TITLES = {"group": "Klasgroep", "supergroup": "Schoolgroep",
-                        "channel": "Schoolkanaal"}
+DEFAULT_GROUP_TITLES = {
+    "group": "Klasgroep",
+    "supergroup": "Schoolgroep",
+    "channel": "Schoolkanaal",
+}
 
 
 def _state(request: Request) -> SandboxState:
@@ -85,8 +88,12 @@ def _chat_for(state: SandboxState, bot: BotState, user: User, body: JSON) -> Cha
         shared = bot.shared_groups.get(str(chat_type))
         if shared is not None and shared in bot.chats:
             return bot.chats[shared]
-    chat = state.group_chat(bot, chat_id=chat_id, chat_type=str(chat_type),
-                            title=body.get("title") or DEFAULT_GROUP_TITLES.get(str(chat_type)))
+    chat = state.group_chat(
+        bot,
+        chat_id=chat_id,
+        chat_type=str(chat_type),
+        title=body.get("title") or DEFAULT_GROUP_TITLES.get(str(chat_type)),
+    )
     if body.get("chat_id") is None:
         bot.shared_groups[str(chat_type)] = chat.id
     return chat
@@ -103,19 +110,31 @@ def _user_message(chat: Chat, user: User) -> JSON:
     return message
 
 
-def _deliver(state: SandboxState, bot: BotState, chat: Chat, message: JSON,
-             *, kind: str, update_key: str | None = None) -> JSON:
+def _deliver(
+    state: SandboxState,
+    bot: BotState,
+    chat: Chat,
+    message: JSON,
+    *,
+    kind: str,
+    update_key: str | None = None,
+) -> JSON:
     """Show a pupil's message in the chat and queue it for the bot."""
-    record = state.add_record(bot, chat, key=message["message_id"], kind=kind, from_bot=False,
-                              tg=message)
+    record = state.add_record(
+        bot, chat, key=message["message_id"], kind=kind, from_bot=False, tg=message
+    )
     if chat.type == "private":
         chat.started = True  # any message to the bot "starts" it, as pressing Start does
     if chat.reply_keyboard is not None and chat.reply_keyboard.get("one_time_keyboard"):
         chat.reply_keyboard = None  # Telegram apps fold a one-time keyboard away once used
     key = update_key or ("channel_post" if chat.type == "channel" else "message")
     update_id = state.enqueue_update(bot, {key: dict(message)})
-    return {"update_id": update_id, "message_id": message["message_id"], "chat_id": chat.id,
-            "seq": record.seq}
+    return {
+        "update_id": update_id,
+        "message_id": message["message_id"],
+        "chat_id": chat.id,
+        "seq": record.seq,
+    }
 
 
 # ------------------------------------------------------------------ users and chats
@@ -127,13 +146,21 @@ def do_create_user(state: SandboxState, bot: BotState, body: JSON) -> JSON:
     if not first_name:
         raise ApiError(400, "first_name is required")
     user_id = body.get("user_id")
-    user = state.create_user(first_name=first_name,
-                             user_id=_int(user_id, "user_id") if user_id is not None else None,
-                             last_name=body.get("last_name"), username=body.get("username"),
-                             language_code=body.get("language_code", "nl"))
+    user = state.create_user(
+        first_name=first_name,
+        user_id=_int(user_id, "user_id") if user_id is not None else None,
+        last_name=body.get("last_name"),
+        username=body.get("username"),
+        language_code=body.get("language_code", "nl"),
+    )
     chat = state.private_chat(bot, user)
-    return {**user.to_tg(), "user": user.to_tg(), "chat_id": chat.id, "started": chat.started,
-            "seq": bot.seq}
+    return {
+        **user.to_tg(),
+        "user": user.to_tg(),
+        "chat_id": chat.id,
+        "started": chat.started,
+        "seq": bot.seq,
+    }
 
 
 async def create_user(request: Request) -> Response:
@@ -146,19 +173,30 @@ async def list_users(request: Request) -> Response:
     """GET /sandbox/api/users: everyone, newest last (for the web chat's name picker)."""
     state = _state(request)
     bot = _bot(request)
-    users = [{**u.to_tg(), "chat_id": u.id, "started": u.id in bot.chats and
-              bot.chats[u.id].started} for u in state.users.values()]
+    users = [
+        {**u.to_tg(), "chat_id": u.id, "started": u.id in bot.chats and bot.chats[u.id].started}
+        for u in state.users.values()
+    ]
     return _json({"users": users})
 
 
 async def bot_info(request: Request) -> Response:
     """GET /sandbox/api/bot: the bot the web chat talks to, and its command menu."""
     bot = _bot(request)
-    commands = (bot.commands.get((json.dumps({"type": "default"}), "nl"))
-                or bot.commands.get((json.dumps({"type": "default"}), "")) or [])
-    return _json({"id": bot.id, "username": bot.username, "first_name":
-                  bot.user.get("first_name", "Leerbot (sandbox)"), "connected": bool(bot.token),
-                  "commands": commands})
+    commands = (
+        bot.commands.get((json.dumps({"type": "default"}), "nl"))
+        or bot.commands.get((json.dumps({"type": "default"}), ""))
+        or []
+    )
+    return _json(
+        {
+            "id": bot.id,
+            "username": bot.username,
+            "first_name": bot.user.get("first_name", "Leerbot (sandbox)"),
+            "connected": bool(bot.token),
+            "commands": commands,
+        }
+    )
 
 
 async def create_chat(request: Request) -> Response:
@@ -166,9 +204,13 @@ async def create_chat(request: Request) -> Response:
     body = await _body(request)
     state, bot = _state(request), _bot(request, body)
     chat_id = body.get("chat_id")
-    chat = state.group_chat(bot, chat_id=_int(chat_id, "chat_id") if chat_id is not None
-                            else None, chat_type=str(body.get("chat_type", "group")),
-                            title=body.get("title"), username=body.get("username"))
+    chat = state.group_chat(
+        bot,
+        chat_id=_int(chat_id, "chat_id") if chat_id is not None else None,
+        chat_type=str(body.get("chat_type", "group")),
+        title=body.get("title"),
+        username=body.get("username"),
+    )
     return _json(chat.to_tg(), 201)
 
 
@@ -191,8 +233,9 @@ def do_send(state: SandboxState, bot: BotState, body: JSON) -> JSON:
         target = chat.records.get(_int(reply_id, "reply_to_message_id"))
         if target is None or target.kind == "callback_answer":
             raise ApiError(404, f"no message {reply_id} in chat {chat.id}")
-        message["reply_to_message"] = {k: v for k, v in target.tg.items()
-                                       if k != "reply_to_message"}
+        message["reply_to_message"] = {
+            k: v for k, v in target.tg.items() if k != "reply_to_message"
+        }
     message["text"] = text
     entities = command_entities(text)
     if entities:
@@ -206,21 +249,24 @@ def do_press(state: SandboxState, bot: BotState, body: JSON) -> JSON:
     chat = _chat_for(state, bot, user, body)
     message_id = _int(body.get("message_id"), "message_id")
     record = chat.records.get(message_id)
-    if record is None or record.deleted or not record.from_bot or \
-            record.kind == "callback_answer":
+    if record is None or record.deleted or not record.from_bot or record.kind == "callback_answer":
         raise ApiError(404, f"no bot message {message_id} in chat {chat.id}")
     rows = (record.tg.get("reply_markup") or {}).get("inline_keyboard", [])
     buttons = [b for row in rows for b in row]
     label, data = body.get("label"), body.get("callback_data")
-    match = next((b for b in buttons
-                  if (label is not None and b.get("text") == label)
-                  or (label is None and data is not None and b.get("callback_data") == data)),
-                 None)
+    match = next(
+        (
+            b
+            for b in buttons
+            if (label is not None and b.get("text") == label)
+            or (label is None and data is not None and b.get("callback_data") == data)
+        ),
+        None,
+    )
     if match is None:
         wanted = f"label {label!r}" if label is not None else f"callback_data {data!r}"
         labels = [b.get("text") for b in buttons]
-        raise ApiError(404, f"no button with {wanted} on message {message_id}; "
-                            f"buttons: {labels}")
+        raise ApiError(404, f"no button with {wanted} on message {message_id}; buttons: {labels}")
     if match.get("callback_data") is None:
         raise ApiError(400, f"button {match.get('text')!r} has no callback_data")
     now = time.monotonic()
@@ -230,21 +276,34 @@ def do_press(state: SandboxState, bot: BotState, body: JSON) -> JSON:
     bot.callback_order.append((now, query_id))
     if chat.type == "private":
         chat.started = True
-    query = {"id": query_id, "from": user.to_tg(), "message": dict(record.tg),
-             "chat_instance": str(abs(chat.id * 7919 + bot.id) % 10**18),
-             "data": match["callback_data"]}
+    query = {
+        "id": query_id,
+        "from": user.to_tg(),
+        "message": dict(record.tg),
+        "chat_instance": str(abs(chat.id * 7919 + bot.id) % 10**18),
+        "data": match["callback_data"],
+    }
     update_id = state.enqueue_update(bot, {"callback_query": query})
-    return {"update_id": update_id, "callback_query_id": query_id,
-            "callback_data": match["callback_data"], "seq": bot.seq}
+    return {
+        "update_id": update_id,
+        "callback_query_id": query_id,
+        "callback_data": match["callback_data"],
+        "seq": bot.seq,
+    }
 
 
 def _fake_media(state: SandboxState, user: User, kind: str, caption: str | None) -> JSON:
     """The body fields of a pupil's media message (files are real bytes the bot can fetch)."""
     if kind in FAKE_FILES:
         data, mime, name = FAKE_FILES[kind]
-        stored = state.add_file(data, kind=kind, mime_type=mime, file_name=name,
-                                width=64 if kind == "photo" else 320,
-                                height=48 if kind == "photo" else 240)
+        stored = state.add_file(
+            data,
+            kind=kind,
+            mime_type=mime,
+            file_name=name,
+            width=64 if kind == "photo" else 320,
+            height=48 if kind == "photo" else 240,
+        )
         body: JSON = {kind: media_object(kind, stored, duration=2)}
         if kind == "sticker":
             body["sticker"]["emoji"] = "👍"
@@ -254,16 +313,31 @@ def _fake_media(state: SandboxState, user: User, kind: str, caption: str | None)
     if kind == "location":
         return {"location": {"latitude": 51.0543, "longitude": 3.7174}}
     if kind == "contact":
-        return {"contact": {"phone_number": "+32470123456", "first_name": user.first_name,
-                            "user_id": user.id}}
+        return {
+            "contact": {
+                "phone_number": "+32470123456",
+                "first_name": user.first_name,
+                "user_id": user.id,
+            }
+        }
     if kind == "poll":
-        return {"poll": {"id": str(5_000_000_000 + state.next_update_id),
-                         "question": caption or "Wat doen we vrijdag?",
-                         "options": [{"text": "Sport", "voter_count": 0, "persistent_id": "0"},
-                                     {"text": "Film", "voter_count": 0, "persistent_id": "1"}],
-                         "total_voter_count": 0, "is_closed": False, "is_anonymous": False,
-                         "type": "regular", "allows_multiple_answers": False,
-                         "allows_revoting": False, "members_only": False}}
+        return {
+            "poll": {
+                "id": str(5_000_000_000 + state.next_update_id),
+                "question": caption or "Wat doen we vrijdag?",
+                "options": [
+                    {"text": "Sport", "voter_count": 0, "persistent_id": "0"},
+                    {"text": "Film", "voter_count": 0, "persistent_id": "1"},
+                ],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": False,
+                "type": "regular",
+                "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
+            }
+        }
     raise ApiError(400, f"kind must be one of {', '.join(MEDIA_KINDS)}; got {kind!r}")
 
 
@@ -319,15 +393,29 @@ def do_block(state: SandboxState, bot: BotState, body: JSON) -> JSON:
             for member in (member_old, member_new):
                 if member["status"] == "kicked":
                     member["until_date"] = 0
-            update_id = state.enqueue_update(bot, {"my_chat_member": {
-                "chat": chat.to_tg(), "from": user.to_tg(), "date": int(time.time()),
-                "old_chat_member": member_old, "new_chat_member": member_new}})
+            update_id = state.enqueue_update(
+                bot,
+                {
+                    "my_chat_member": {
+                        "chat": chat.to_tg(),
+                        "from": user.to_tg(),
+                        "date": int(time.time()),
+                        "old_chat_member": member_old,
+                        "new_chat_member": member_new,
+                    }
+                },
+            )
     return {"user_id": user.id, "blocked": chat.blocked, "update_id": update_id, "seq": bot.seq}
 
 
 Action = Callable[[SandboxState, BotState, JSON], JSON]
-ACTIONS: dict[str, Action] = {"send": do_send, "press": do_press, "send_media": do_send_media,
-                              "edit": do_edit, "block": do_block}
+ACTIONS: dict[str, Action] = {
+    "send": do_send,
+    "press": do_press,
+    "send_media": do_send_media,
+    "edit": do_edit,
+    "block": do_block,
+}
 BATCH_OPS: dict[str, Action] = {**ACTIONS, "create_user": do_create_user}
 
 
@@ -367,8 +455,9 @@ def run_actions(state: SandboxState, bot: BotState, actions: list[Any]) -> list[
     return results
 
 
-async def wait_feed(state: SandboxState, bot: BotState, *, after: int, wait: float,
-                    limit: int = 10_000) -> list[JSON]:
+async def wait_feed(
+    state: SandboxState, bot: BotState, *, after: int, wait: float, limit: int = 10_000
+) -> list[JSON]:
     """Feed entries after `after`, waiting up to `wait` seconds for the first one."""
     deadline = time.monotonic() + min(MAX_WAIT, wait)
     while True:
@@ -416,13 +505,19 @@ async def chat_messages(request: Request) -> Response:
     now = time.monotonic()
     typing = chat.action if chat.action and now < chat.action_until else None
     keyboard = chat.reply_keyboard
-    return _json({
-        "chat": chat.to_tg(), "messages": [r.view for r in records],
-        "seq": max(after, chat.last_seq()),
-        "keyboard": [[b["text"] for b in row] for row in keyboard["keyboard"]]
-        if keyboard else None,
-        "typing": typing, "typing_for": max(0.0, chat.action_until - now) if typing else 0.0,
-        "blocked": chat.blocked})
+    return _json(
+        {
+            "chat": chat.to_tg(),
+            "messages": [r.view for r in records],
+            "seq": max(after, chat.last_seq()),
+            "keyboard": [[b["text"] for b in row] for row in keyboard["keyboard"]]
+            if keyboard
+            else None,
+            "typing": typing,
+            "typing_for": max(0.0, chat.action_until - now) if typing else 0.0,
+            "blocked": chat.blocked,
+        }
+    )
 
 
 async def feed(request: Request) -> Response:
@@ -434,8 +529,9 @@ async def feed(request: Request) -> Response:
         return _json({"events": [], "next": bot.seq})
     after = _int(query["after"], "after")
     limit = max(1, min(50_000, _int(query.get("limit", "10000"), "limit")))
-    events = await wait_feed(state, bot, after=after, wait=float(query.get("wait", "0") or 0),
-                             limit=limit)
+    events = await wait_feed(
+        state, bot, after=after, wait=float(query.get("wait", "0") or 0), limit=limit
+    )
     return _json({"events": events, "next": events[-1]["seq"] if events else max(after, 0)})
 
 
@@ -500,11 +596,13 @@ def _fault(spec: Any) -> Fault:
     if count is None and seconds is None:
         count = 1
     methods = spec.get("methods")
-    return Fault(status=status, retry_after=max(1, _int(spec.get("retry_after", 1),
-                                                        "retry_after")),
-                 remaining=_int(count, "count") if count is not None else None,
-                 until=time.monotonic() + float(seconds) if seconds is not None else None,
-                 methods=frozenset(str(m).lower() for m in methods) if methods else None)
+    return Fault(
+        status=status,
+        retry_after=max(1, _int(spec.get("retry_after", 1), "retry_after")),
+        remaining=_int(count, "count") if count is not None else None,
+        until=time.monotonic() + float(seconds) if seconds is not None else None,
+        methods=frozenset(str(m).lower() for m in methods) if methods else None,
+    )
 
 
 def _config_view(state: SandboxState) -> JSON:
@@ -520,8 +618,7 @@ async def config(request: Request) -> Response:
         limits = state.limits
         if "rate_limits" in body:
             limits.enabled = bool(body["rate_limits"])
-        for name in ("chat_rate", "chat_burst", "group_per_minute", "global_rate",
-                     "global_burst"):
+        for name in ("chat_rate", "chat_burst", "group_per_minute", "global_rate", "global_burst"):
             if name in body:
                 value = float(body[name])
                 if value <= 0:
@@ -550,8 +647,10 @@ ROUTES = [
     Route("/sandbox/api/bot", bot_info, methods=["GET"]),
     Route("/sandbox/api/chats", create_chat, methods=["POST"]),
     Route("/sandbox/api/chats/{chat_id}/messages", chat_messages, methods=["GET"]),
-    *(Route(f"/sandbox/api/{op}", _action_route(action), methods=["POST"])
-      for op, action in ACTIONS.items()),
+    *(
+        Route(f"/sandbox/api/{op}", _action_route(action), methods=["POST"])
+        for op, action in ACTIONS.items()
+    ),
     Route("/sandbox/api/batch", batch, methods=["POST"]),
     Route("/sandbox/api/update", raw_update, methods=["POST"]),
     Route("/sandbox/api/feed", feed, methods=["GET"]),

@@ -82,14 +82,21 @@ class BotMessage:
         file_url = view.get("file_url")
         if file_url and file_url.startswith("/"):
             file_url = base_url + file_url
-        return cls(message_id=int(view["message_id"]), text=view.get("text"),
-                   buttons=[[b.get("text", "") for b in row] for row in rows],
-                   callback_data=data, kind=view.get("kind", "text"),
-                   caption=view.get("caption"), file_url=file_url,
-                   edited=bool(view.get("edited")), chat_id=int(view.get("chat_id", 0)),
-                   seq=int(view.get("seq", 0)), urls=urls,
-                   reply_keyboard=view.get("reply_keyboard"),
-                   remove_keyboard=bool(view.get("remove_keyboard")))
+        return cls(
+            message_id=int(view["message_id"]),
+            text=view.get("text"),
+            buttons=[[b.get("text", "") for b in row] for row in rows],
+            callback_data=data,
+            kind=view.get("kind", "text"),
+            caption=view.get("caption"),
+            file_url=file_url,
+            edited=bool(view.get("edited")),
+            chat_id=int(view.get("chat_id", 0)),
+            seq=int(view.get("seq", 0)),
+            urls=urls,
+            reply_keyboard=view.get("reply_keyboard"),
+            remove_keyboard=bool(view.get("remove_keyboard")),
+        )
 
 
 class ChatLog:
@@ -154,18 +161,19 @@ class ChatLog:
 
     def since_mark(self) -> list[BotMessage]:
         """Bot messages (and edits) that arrived after the last action."""
-        return self.events[bisect.bisect_right(self.seqs, self.mark):]
+        return self.events[bisect.bisect_right(self.seqs, self.mark) :]
 
-    async def wait_replies(self, *, within: float, quiet: float,
-                           who: str) -> list[BotMessage]:
+    async def wait_replies(self, *, within: float, quiet: float, who: str) -> list[BotMessage]:
         """At least one message after the mark (within `within` s), then a `quiet` s lull."""
         deadline = time.monotonic() + within
         while not self.since_mark():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 last = self.events[-1].content[:80] if self.events else "nothing yet"
-                raise AssertionError(f"{who}: no reply from the bot within {within:.1f}s "
-                                     f"(last bot message: {last!r})")
+                raise AssertionError(
+                    f"{who}: no reply from the bot within {within:.1f}s "
+                    f"(last bot message: {last!r})"
+                )
             await self.changed(remaining)
         # Callback answers also wake us, so measure the lull by the clock, not by wake-ups.
         while quiet > 0 and time.monotonic() < deadline:
@@ -179,8 +187,9 @@ class ChatLog:
         self.mark = replies[-1].seq
         return replies
 
-    async def wait_match(self, predicate: Callable[[BotMessage], bool], *, within: float,
-                         who: str) -> BotMessage:
+    async def wait_match(
+        self, predicate: Callable[[BotMessage], bool], *, within: float, who: str
+    ) -> BotMessage:
         """The first message after the mark that matches; the mark moves past it."""
         deadline = time.monotonic() + within
         checked = bisect.bisect_right(self.seqs, self.mark)
@@ -193,8 +202,10 @@ class ChatLog:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 seen = [m.content[:60] for m in self.since_mark()]
-                raise AssertionError(f"{who}: no matching bot message within {within:.1f}s; "
-                                     f"seen since the last action: {seen}")
+                raise AssertionError(
+                    f"{who}: no matching bot message within {within:.1f}s; "
+                    f"seen since the last action: {seen}"
+                )
             await self.changed(remaining)
 
 
@@ -265,18 +276,28 @@ class SimulatedPupil:
                 break
             await self.log.changed(left)
         offered = [m.labels for m in list(self.log.latest.values())[-3:] if m.buttons]
-        raise AssertionError(f"{self.name}: no button {label!r}; inline buttons on recent bot "
-                             f"messages: {offered}; reply keyboard: {keyboard}")
+        raise AssertionError(
+            f"{self.name}: no button {label!r}; inline buttons on recent bot "
+            f"messages: {offered}; reply keyboard: {keyboard}"
+        )
 
     async def press_on(self, message: BotMessage, label: str) -> None:
         """Press `label` on this specific (possibly old) message."""
         data = message.callback_data.get(label)
         if data is None:
-            raise AssertionError(f"{self.name}: message {message.message_id} has no callback "
-                                 f"button {label!r}; it has {message.labels}")
-        reply = await self.client.act("press", {
-            "user_id": self.user_id, "message_id": message.message_id, "callback_data": data,
-            "chat_id": message.chat_id or self.chat_id})
+            raise AssertionError(
+                f"{self.name}: message {message.message_id} has no callback "
+                f"button {label!r}; it has {message.labels}"
+            )
+        reply = await self.client.act(
+            "press",
+            {
+                "user_id": self.user_id,
+                "message_id": message.message_id,
+                "callback_data": data,
+                "chat_id": message.chat_id or self.chat_id,
+            },
+        )
         self._mark(reply["seq"])
 
     async def send_media(self, kind: str, *, caption: str | None = None) -> int:
@@ -290,8 +311,9 @@ class SimulatedPupil:
 
     async def edit(self, message_id: int, text: str) -> None:
         """Edit one of this pupil's own messages (the bot gets an edited_message)."""
-        reply = await self.client.act("edit", {
-            "user_id": self.user_id, "message_id": message_id, "text": text})
+        reply = await self.client.act(
+            "edit", {"user_id": self.user_id, "message_id": message_id, "text": text}
+        )
         self._mark(reply["seq"])
 
     async def block(self, blocked: bool = True) -> None:
@@ -299,13 +321,18 @@ class SimulatedPupil:
         await self.client.act("block", {"user_id": self.user_id, "blocked": blocked})
 
     # The waits take `timeout` like Playwright's expect(): a deadline, not a cancel scope.
-    async def wait_for_reply(self, timeout: float = 5.0, *,  # noqa: ASYNC109  # see above
-                             quiet: float = DEFAULT_QUIET) -> list[BotMessage]:
+    async def wait_for_reply(
+        self,
+        timeout: float = 5.0,
+        *,  # see above
+        quiet: float = DEFAULT_QUIET,
+    ) -> list[BotMessage]:
         """New bot messages since the last action: at least one, then a `quiet` s lull."""
         return await self.log.wait_replies(within=timeout, quiet=quiet, who=self.name)
 
-    async def wait_for(self, predicate: Callable[[BotMessage], bool],
-                       timeout: float = 5.0) -> BotMessage:  # noqa: ASYNC109  # see above
+    async def wait_for(
+        self, predicate: Callable[[BotMessage], bool], timeout: float = 5.0
+    ) -> BotMessage:  # see above
         """The first bot message since the last action that matches `predicate`."""
         return await self.log.wait_match(predicate, within=timeout, who=self.name)
 
@@ -313,8 +340,15 @@ class SimulatedPupil:
 class SandboxClient:
     """The control API of one sandbox over one httpx.AsyncClient (cheap for 1,000 pupils)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0,
-                 max_connections: int = 100, app: Starlette | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        max_connections: int = 100,
+        app: Starlette | None = None,
+    ) -> None:
         """`app`: the sandbox app when it runs in this event loop (as `running_sandbox` does);
         pupil actions and the feed then skip HTTP entirely, which keeps a 1,000-pupil
         benchmark from measuring the driver instead of the bot."""
@@ -322,10 +356,13 @@ class SandboxClient:
         self.token = token
         self._local: SandboxState | None = app.state.sandbox if app is not None else None
         self.http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(timeout, connect=5.0),
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=5.0),
             transport=httpx.ASGITransport(app=app) if app is not None else None,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections))
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
         self._chats: dict[int, ChatLog] = {}
         self._pending: list[tuple[str, JSON, asyncio.Future[JSON]]] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -338,8 +375,12 @@ class SandboxClient:
         await self._ensure_feed()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
@@ -386,7 +427,7 @@ class SandboxClient:
         self._flush_handle = None
         items, self._pending = self._pending, []
         for start in range(0, len(items), BATCH_LIMIT):
-            task = asyncio.create_task(self._send_batch(items[start:start + BATCH_LIMIT]))
+            task = asyncio.create_task(self._send_batch(items[start : start + BATCH_LIMIT]))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
@@ -410,8 +451,9 @@ class SandboxClient:
             if future.done():
                 continue  # the waiting pupil was cancelled
             if "error" in result:
-                future.set_exception(AssertionError(
-                    f"sandbox {op}: HTTP {result.get('status')}: {result['error']}"))
+                future.set_exception(
+                    AssertionError(f"sandbox {op}: HTTP {result.get('status')}: {result['error']}")
+                )
             else:
                 future.set_result(result)
 
@@ -439,8 +481,9 @@ class SandboxClient:
             raise AssertionError(f"sandbox feed reader failed: {self._feed_error!r}")
         if self._feed_task is None:
             self._feed_ready = asyncio.Event()
-            self._feed_task = asyncio.create_task(self._read_feed(self._feed_ready),
-                                                  name="sandbox-feed")
+            self._feed_task = asyncio.create_task(
+                self._read_feed(self._feed_ready), name="sandbox-feed"
+            )
         if self._feed_ready is not None:
             await self._feed_ready.wait()
         if self._feed_error is not None:
@@ -479,19 +522,27 @@ class SandboxClient:
     async def _next_events(self, cursor: int) -> list[JSON]:
         if self._local is not None:
             state = self._local
-            return await wait_feed(state, state.control_bot(self.token), after=cursor,
-                                   wait=FEED_WAIT)
-        reply = await self.http.get("/sandbox/api/feed",
-                                    params=self._params({"after": cursor, "wait": FEED_WAIT}),
-                                    timeout=FEED_WAIT + 10.0)
+            return await wait_feed(
+                state, state.control_bot(self.token), after=cursor, wait=FEED_WAIT
+            )
+        reply = await self.http.get(
+            "/sandbox/api/feed",
+            params=self._params({"after": cursor, "wait": FEED_WAIT}),
+            timeout=FEED_WAIT + 10.0,
+        )
         events: list[JSON] = self._check(reply, "/sandbox/api/feed")["events"]
         return events
 
     # -------------------------------------------------------------- pupils and chats
 
-    async def create_pupil(self, name: str, *, username: str | None = None,
-                           language_code: str | None = "nl",
-                           user_id: int | None = None) -> SimulatedPupil:
+    async def create_pupil(
+        self,
+        name: str,
+        *,
+        username: str | None = None,
+        language_code: str | None = "nl",
+        user_id: int | None = None,
+    ) -> SimulatedPupil:
         """A new simulated user with a private chat, ready to talk to the bot."""
         body: JSON = {"first_name": name, "language_code": language_code}
         if username is not None:
@@ -503,11 +554,13 @@ class SandboxClient:
 
     async def create_pupils(self, count: int, *, prefix: str = "Leerling") -> list[SimulatedPupil]:
         """`count` pupils named "<prefix> 1" … (created in a few batched requests)."""
-        return list(await asyncio.gather(*(self.create_pupil(f"{prefix} {i + 1}")
-                                           for i in range(count))))
+        return list(
+            await asyncio.gather(*(self.create_pupil(f"{prefix} {i + 1}") for i in range(count)))
+        )
 
-    async def create_chat(self, *, chat_type: str = "group", title: str | None = None,
-                          chat_id: int | None = None) -> JSON:
+    async def create_chat(
+        self, *, chat_type: str = "group", title: str | None = None, chat_id: int | None = None
+    ) -> JSON:
         """A group, supergroup or channel chat (the bot is a member)."""
         body: JSON = {"chat_type": chat_type}
         if title is not None:
@@ -516,8 +569,9 @@ class SandboxClient:
             body["chat_id"] = chat_id
         return await self.post("/sandbox/api/chats", body)
 
-    async def send_group_message(self, *, user_id: int, chat_id: int, text: str,
-                                 chat_type: str | None = None) -> JSON:
+    async def send_group_message(
+        self, *, user_id: int, chat_id: int, text: str, chat_type: str | None = None
+    ) -> JSON:
         """A user writes in a group chat (created on first use); bot replies are watched."""
         log = self.watch(chat_id)
         body: JSON = {"user_id": user_id, "chat_id": chat_id, "text": text}
@@ -527,12 +581,17 @@ class SandboxClient:
         log.mark = max(log.mark, int(reply["seq"]))
         return reply
 
-    async def wait_chat_messages(self, chat_id: int, *,
-                                 timeout: float = 5.0,  # noqa: ASYNC109  # a deadline
-                                 quiet: float = DEFAULT_QUIET) -> list[BotMessage]:
+    async def wait_chat_messages(
+        self,
+        chat_id: int,
+        *,
+        timeout: float = 5.0,  # a deadline
+        quiet: float = DEFAULT_QUIET,
+    ) -> list[BotMessage]:
         """Bot messages in a watched chat since the last action there (like wait_for_reply)."""
-        return await self.watch(chat_id).wait_replies(within=timeout, quiet=quiet,
-                                                      who=f"chat {chat_id}")
+        return await self.watch(chat_id).wait_replies(
+            within=timeout, quiet=quiet, who=f"chat {chat_id}"
+        )
 
     async def send_raw_update(self, update: JSON) -> int:
         """Queue any JSON object as an update (hostile or unusual input); returns update_id."""
@@ -541,8 +600,9 @@ class SandboxClient:
 
     async def chat_messages(self, chat_id: int, *, after: int = 0, wait: float = 0.0) -> JSON:
         """The raw timeline of a chat (both sides, edits, callback answers)."""
-        return await self.get(f"/sandbox/api/chats/{chat_id}/messages",
-                              {"after": after, "wait": wait})
+        return await self.get(
+            f"/sandbox/api/chats/{chat_id}/messages", {"after": after, "wait": wait}
+        )
 
     # -------------------------------------------------------------- steering and inspection
 
@@ -554,8 +614,14 @@ class SandboxClient:
         reply = await self.http.post("/sandbox/api/config", json=settings)
         return self._check(reply, "/sandbox/api/config")
 
-    async def log(self, *, after: int = 0, method: str | None = None,
-                  chat_id: int | None = None, limit: int = 10_000) -> list[JSON]:
+    async def log(
+        self,
+        *,
+        after: int = 0,
+        method: str | None = None,
+        chat_id: int | None = None,
+        limit: int = 10_000,
+    ) -> list[JSON]:
         """Bot API calls the bot made (method, chat_id, time, outcome, message_id)."""
         params: JSON = {"after": after, "limit": limit}
         if method is not None:

@@ -32,12 +32,19 @@ EchoApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
 def _buttons() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(AGAIN, callback_data="again"),
-                                  InlineKeyboardButton(DONE, callback_data="done")]])
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(AGAIN, callback_data="again"),
+                InlineKeyboardButton(DONE, callback_data="done"),
+            ]
+        ]
+    )
 
 
-def build_echo_application(*, api_url: str, token: str, press_reply: PressReply = "edit",
-                           concurrent_updates: int = 256) -> EchoApplication:
+def build_echo_application(
+    *, api_url: str, token: str, press_reply: PressReply = "edit", concurrent_updates: int = 256
+) -> EchoApplication:
     """An Application polling the Bot API at `api_url` (`http://HOST:PORT/bot` form)."""
     presses = itertools.count(1)  # makes every edit differ, or Telegram says "not modified"
     file_url = api_url.removesuffix("/bot") + "/file/bot"
@@ -62,12 +69,20 @@ def build_echo_application(*, api_url: str, token: str, press_reply: PressReply 
         if press_reply == "edit":
             await query.edit_message_text(text, reply_markup=_buttons())
         elif query.message is not None:
-            await query.get_bot().send_message(query.message.chat.id, text,
-                                               reply_markup=_buttons())
+            await query.get_bot().send_message(
+                query.message.chat.id, text, reply_markup=_buttons()
+            )
 
-    app = (ApplicationBuilder().token(token).base_url(api_url).base_file_url(file_url)
-           .concurrent_updates(concurrent_updates).connection_pool_size(64)
-           .get_updates_read_timeout(30).build())
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(api_url)
+        .base_file_url(file_url)
+        .concurrent_updates(concurrent_updates)
+        .connection_pool_size(64)
+        .get_updates_read_timeout(30)
+        .build()
+    )
     app.add_handler(MessageHandler(filters.TEXT, on_text))
     app.add_handler(CallbackQueryHandler(on_press))
     return app
@@ -93,13 +108,15 @@ async def stop_echo(app: EchoApplication) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the echo bot until SIGINT/SIGTERM (its own process, as a real bot would be)."""
     parser = argparse.ArgumentParser(description="Echo bot for the Leerbot sandbox")
-    parser.add_argument("--api-url", required=True,
-                        help="Bot API base URL, e.g. http://127.0.0.1:8081/bot")
+    parser.add_argument(
+        "--api-url", required=True, help="Bot API base URL, e.g. http://127.0.0.1:8081/bot"
+    )
     parser.add_argument("--token", required=True)
     parser.add_argument("--press-reply", choices=["edit", "new"], default="edit")
     args = parser.parse_args(argv)
-    app = build_echo_application(api_url=args.api_url, token=args.token,
-                                 press_reply=args.press_reply)
+    app = build_echo_application(
+        api_url=args.api_url, token=args.token, press_reply=args.press_reply
+    )
     app.run_polling(poll_interval=0.0, timeout=10)
 
 

@@ -16,8 +16,11 @@ class ApiError(Exception):
 
     def payload(self) -> dict[str, Any]:
         """The JSON body Telegram sends for this error."""
-        body: dict[str, Any] = {"ok": False, "error_code": self.code,
-                                "description": self.description}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.code,
+            "description": self.description,
+        }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return body

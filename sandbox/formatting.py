@@ -19,9 +19,16 @@ MAX_CALLBACK_DATA_BYTES = 64
 
 # One action per inline button (Bot API InlineKeyboardButton): exactly one of these fields.
 INLINE_ACTIONS = (
-    "url", "callback_data", "web_app", "login_url", "switch_inline_query",
-    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-    "callback_game", "pay",
+    "url",
+    "callback_data",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
 )
 
 
@@ -37,13 +44,27 @@ def _bad_entities(detail: str) -> ApiError:
 # ------------------------------------------------------------------ HTML
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "code": "code", "pre": "pre", "a": "text_link", "tg-spoiler": "spoiler",
-    "span": "spoiler", "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "code": "code",
+    "pre": "pre",
+    "a": "text_link",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|"
-                  r"[^\s>\"']+))?)*)\s*>")
+_TAG = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|"
+    r"[^\s>\"']+))?)*)\s*>"
+)
 _ATTR = re.compile(r"([a-zA-Z-]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s>\"']+)))?")
 _CHARREF = re.compile(r"&(lt|gt|amp|quot|#[0-9]{1,7}|#x[0-9a-fA-F]{1,6});")
 
@@ -66,36 +87,45 @@ def parse_html(source: str) -> tuple[str, list[JSON]]:
             match = _TAG.match(source, i)
             if match is None:
                 raise _bad_entities(
-                    f"Unexpected end of name token at byte offset {_byte_offset(source, i)}")
+                    f"Unexpected end of name token at byte offset {_byte_offset(source, i)}"
+                )
             closing, name, attrs = match.group(1), match.group(2).lower(), match.group(3)
             if name not in _HTML_TAGS:
                 kind = "end" if closing else "start"
-                raise _bad_entities(f'Unsupported {kind} tag "{name}" at byte offset '
-                                    f"{_byte_offset(source, i)}")
+                raise _bad_entities(
+                    f'Unsupported {kind} tag "{name}" at byte offset {_byte_offset(source, i)}'
+                )
             if closing:
                 if not stack or stack[-1][0] != name:
                     expected = f'"</{stack[-1][0]}>"' if stack else "none"
                     raise _bad_entities(
                         f"Unmatched end tag at byte offset {_byte_offset(source, i)}, "
-                        f'expected {expected}, found "</{name}>"')
+                        f'expected {expected}, found "</{name}>"'
+                    )
                 _tag, etype, offset, extra = stack.pop()
                 if out_len > offset:
-                    entities.append({"type": etype, "offset": offset,
-                                     "length": out_len - offset, **extra})
+                    entities.append(
+                        {"type": etype, "offset": offset, "length": out_len - offset, **extra}
+                    )
             else:
-                fields = {m.group(1).lower(): html.unescape(m.group(2) or m.group(3)
-                                                            or m.group(4) or "")
-                          for m in _ATTR.finditer(attrs)}
+                fields = {
+                    m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
+                    for m in _ATTR.finditer(attrs)
+                }
                 etype = _HTML_TAGS[name]
                 extra = {}
                 if name == "a":
                     if "href" not in fields:
-                        raise _bad_entities(f'Tag "a" must have attribute "href" at byte offset '
-                                            f"{_byte_offset(source, i)}")
+                        raise _bad_entities(
+                            f'Tag "a" must have attribute "href" at byte offset '
+                            f"{_byte_offset(source, i)}"
+                        )
                     extra = {"url": fields["href"]}
                 elif name == "span" and fields.get("class") != "tg-spoiler":
-                    raise _bad_entities(f'Tag "span" must have class "tg-spoiler" at byte '
-                                        f"offset {_byte_offset(source, i)}")
+                    raise _bad_entities(
+                        f'Tag "span" must have class "tg-spoiler" at byte '
+                        f"offset {_byte_offset(source, i)}"
+                    )
                 elif name == "blockquote" and "expandable" in fields:
                     etype = "expandable_blockquote"
                 elif name == "tg-emoji":
@@ -133,8 +163,14 @@ def parse_html(source: str) -> tuple[str, list[JSON]]:
 # ------------------------------------------------------------------ MarkdownV2
 
 _MDV2_RESERVED = set("_*[]()~`>#+-=|{}.!")
-_MDV2_NAMES = {"bold": "Bold", "italic": "Italic", "underline": "Underline",
-               "strikethrough": "Strikethrough", "spoiler": "Spoiler", "text_link": "TextUrl"}
+_MDV2_NAMES = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "text_link": "TextUrl",
+}
 
 
 class _Builder:
@@ -175,8 +211,9 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
         line_start = False
         if ch == "\\":
             if i + 1 >= n:
-                raise _bad_entities("Character '\\' is reserved and must be escaped with the "
-                                    "preceding '\\'")
+                raise _bad_entities(
+                    "Character '\\' is reserved and must be escaped with the preceding '\\'"
+                )
             out.add(source[i + 1])
             i += 2
             continue
@@ -184,9 +221,10 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
             if source.startswith("```", i):
                 end = source.find("```", i + 3)
                 if end < 0:
-                    raise _bad_entities(f"Can't find end of Pre entity at byte offset "
-                                        f"{_byte_offset(source, i)}")
-                body = source[i + 3:end]
+                    raise _bad_entities(
+                        f"Can't find end of Pre entity at byte offset {_byte_offset(source, i)}"
+                    )
+                body = source[i + 3 : end]
                 language = ""
                 if "\n" in body:
                     first, rest = body.split("\n", 1)
@@ -206,9 +244,10 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
             while end < n and source[end] != "`":
                 end += 2 if source[end] == "\\" else 1
             if end >= n:
-                raise _bad_entities(f"Can't find end of Code entity at byte offset "
-                                    f"{_byte_offset(source, i)}")
-            body = re.sub(r"\\([`\\])", r"\1", source[i + 1:end])
+                raise _bad_entities(
+                    f"Can't find end of Code entity at byte offset {_byte_offset(source, i)}"
+                )
+            body = re.sub(r"\\([`\\])", r"\1", source[i + 1 : end])
             start = out.length
             out.add(body)
             if out.length > start:
@@ -232,8 +271,9 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
             if marker in open_:
                 start, _ = open_.pop(marker)
                 if out.length > start:
-                    entities.append({"type": marker, "offset": start,
-                                     "length": out.length - start})
+                    entities.append(
+                        {"type": marker, "offset": start, "length": out.length - start}
+                    )
             else:
                 open_[marker] = (out.length, i)
             i += width
@@ -244,8 +284,9 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
             continue
         if ch == "]" and link_start is not None:
             if not source.startswith("(", i + 1):
-                raise _bad_entities("Character ']' is reserved and must be escaped with the "
-                                    "preceding '\\'")
+                raise _bad_entities(
+                    "Character ']' is reserved and must be escaped with the preceding '\\'"
+                )
             end = i + 2
             url_chars: list[str] = []
             while end < n and source[end] != ")":
@@ -256,18 +297,26 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
                     url_chars.append(source[end])
                     end += 1
             if end >= n:
-                raise _bad_entities(f"Can't find end of a URL at byte offset "
-                                    f"{_byte_offset(source, i)}")
+                raise _bad_entities(
+                    f"Can't find end of a URL at byte offset {_byte_offset(source, i)}"
+                )
             start = link_start[0]
             if out.length > start:
-                entities.append({"type": "text_link", "offset": start,
-                                 "length": out.length - start, "url": "".join(url_chars)})
+                entities.append(
+                    {
+                        "type": "text_link",
+                        "offset": start,
+                        "length": out.length - start,
+                        "url": "".join(url_chars),
+                    }
+                )
             link_start = None
             i = end + 1
             continue
         if ch in _MDV2_RESERVED:
-            raise _bad_entities(f"Character '{ch}' is reserved and must be escaped with the "
-                                "preceding '\\'")
+            raise _bad_entities(
+                f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
+            )
         out.add(ch)
         if ch == "\n":
             line_start = True
@@ -275,12 +324,16 @@ def parse_markdown_v2(source: str) -> tuple[str, list[JSON]]:
     if quote_start is not None:
         _close_quote(entities, quote_start, out.length)
     if link_start is not None:
-        raise _bad_entities(f"Can't find end of TextUrl entity at byte offset "
-                            f"{_byte_offset(source, link_start[1])}")
+        raise _bad_entities(
+            f"Can't find end of TextUrl entity at byte offset "
+            f"{_byte_offset(source, link_start[1])}"
+        )
     if open_:
         kind, (_, index) = min(open_.items(), key=lambda item: item[1][1])
-        raise _bad_entities(f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset "
-                            f"{_byte_offset(source, index)}")
+        raise _bad_entities(
+            f"Can't find end of {_MDV2_NAMES[kind]} entity at byte offset "
+            f"{_byte_offset(source, index)}"
+        )
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return out.text(), entities
 
@@ -313,20 +366,30 @@ def parse_markdown(source: str) -> tuple[str, list[JSON]]:
                 close = source.find("](", i)
                 end = source.find(")", close + 2) if close >= 0 else -1
                 if close < 0 or end < 0:
-                    raise _bad_entities(f"Can't find end of the entity starting at byte offset "
-                                        f"{_byte_offset(source, i)}")
+                    raise _bad_entities(
+                        f"Can't find end of the entity starting at byte offset "
+                        f"{_byte_offset(source, i)}"
+                    )
                 start = out.length
-                out.add(source[i + 1:close])
-                entities.append({"type": "text_link", "offset": start,
-                                 "length": out.length - start, "url": source[close + 2:end]})
+                out.add(source[i + 1 : close])
+                entities.append(
+                    {
+                        "type": "text_link",
+                        "offset": start,
+                        "length": out.length - start,
+                        "url": source[close + 2 : end],
+                    }
+                )
                 i = end + 1
                 continue
             fence = "```" if source.startswith("```", i) else ch
             end = source.find(fence, i + len(fence))
             if end < 0:
-                raise _bad_entities(f"Can't find end of the entity starting at byte offset "
-                                    f"{_byte_offset(source, i)}")
-            body = source[i + len(fence):end]
+                raise _bad_entities(
+                    f"Can't find end of the entity starting at byte offset "
+                    f"{_byte_offset(source, i)}"
+                )
+            body = source[i + len(fence) : end]
             etype = "pre" if fence == "```" else "code" if fence == "`" else _MD_MARKERS[ch]
             start = out.length
             out.add(body)
@@ -339,8 +402,9 @@ def parse_markdown(source: str) -> tuple[str, list[JSON]]:
     return out.text(), entities
 
 
-def render_text(text: str, parse_mode: str | None,
-                entities: list[JSON] | None = None) -> tuple[str, list[JSON]]:
+def render_text(
+    text: str, parse_mode: str | None, entities: list[JSON] | None = None
+) -> tuple[str, list[JSON]]:
     """The text and entities Telegram would store for this text and parse_mode."""
     if entities:
         return text, list(entities)
@@ -396,8 +460,9 @@ def check_reply_markup(markup: Any) -> JSON:
                 if isinstance(button, str):
                     button = {"text": button}
                 if not isinstance(button, dict) or not str(button.get("text", "")).strip():
-                    raise ApiError(400, "Bad Request: can't parse keyboard button: Text "
-                                        "must be non-empty")
+                    raise ApiError(
+                        400, "Bad Request: can't parse keyboard button: Text must be non-empty"
+                    )
                 out_row.append(button)
             normal.append(out_row)
         return {**markup, "keyboard": normal}
@@ -408,18 +473,25 @@ def check_reply_markup(markup: Any) -> JSON:
 
 def _check_inline_button(button: Any) -> None:
     if not isinstance(button, dict):
-        raise ApiError(400, "Bad Request: can't parse inline keyboard button: "
-                            "InlineKeyboardButton must be an Object")
+        raise ApiError(
+            400,
+            "Bad Request: can't parse inline keyboard button: "
+            "InlineKeyboardButton must be an Object",
+        )
     if not isinstance(button.get("text"), str) or not button["text"]:
-        raise ApiError(400, "Bad Request: can't parse inline keyboard button: Text must be "
-                            "non-empty")
+        raise ApiError(
+            400, "Bad Request: can't parse inline keyboard button: Text must be non-empty"
+        )
     actions = [a for a in INLINE_ACTIONS if button.get(a) is not None]
     if len(actions) != 1:
         raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
     if "callback_data" in actions:
         data = button["callback_data"]
-        if (not isinstance(data, str) or not data
-                or len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES):
+        if (
+            not isinstance(data, str)
+            or not data
+            or len(data.encode("utf-8")) > MAX_CALLBACK_DATA_BYTES
+        ):
             raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
     if "url" in actions:
         url = button["url"]

@@ -35,9 +35,11 @@ __all__ = ["SandboxState", "create_app", "run", "running", "serve_in_loop"]
 STATIC = Path(__file__).resolve().parent / "static"
 JSON_HEADERS = {"content-type": "application/json"}
 # What nginx in front of api.telegram.org answers when the backend is down.
-BAD_GATEWAY_HTML = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-                    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0"
-                    b"</center>\r\n</body>\r\n</html>\r\n")
+BAD_GATEWAY_HTML = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0"
+    b"</center>\r\n</body>\r\n</html>\r\n"
+)
 MAX_FORM_FILES = 20
 START_TIMEOUT = 10.0
 
@@ -106,8 +108,9 @@ async def bot_api(request: Request) -> Response:
     return Response(b'{"ok":true,"result":' + _dump(result) + b"}", headers=JSON_HEADERS)
 
 
-def _account(state: SandboxState, bot: BotState, method: str, call: Call | None,
-             err: ApiError | None) -> None:
+def _account(
+    state: SandboxState, bot: BotState, method: str, call: Call | None, err: ApiError | None
+) -> None:
     """Counters and the call log (getUpdates is left out: it is polling noise)."""
     name = method.lower()
     if err is not None:
@@ -123,9 +126,14 @@ def _account(state: SandboxState, bot: BotState, method: str, call: Call | None,
     chat_id = call.chat_id if call is not None else None
     if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
         chat_id = int(chat_id)
-    state.log_call(bot, method=method, chat_id=chat_id,
-                   outcome="ok" if err is None else str(err.code), error=err,
-                   message_id=call.message_id if call is not None else None)
+    state.log_call(
+        bot,
+        method=method,
+        chat_id=chat_id,
+        outcome="ok" if err is None else str(err.code),
+        error=err,
+        message_id=call.message_id if call is not None else None,
+    )
 
 
 async def file_download(request: Request) -> Response:
@@ -151,8 +159,12 @@ async def _control_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.description}, status_code=exc.code)
 
 
-def create_app(*, token: str | None = None, rate_limits: bool = False,
-               bot_username: str = "leerbot_sandbox_bot") -> Starlette:
+def create_app(
+    *,
+    token: str | None = None,
+    rate_limits: bool = False,
+    bot_username: str = "leerbot_sandbox_bot",
+) -> Starlette:
     """The sandbox ASGI app; its state is `app.state.sandbox` (a `SandboxState`).
 
     With `token=None` any well-formed token is accepted and gets its own bot.
@@ -192,14 +204,26 @@ class _InLoopServer(uvicorn.Server):
 
 
 @asynccontextmanager
-async def serve_in_loop(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
-                        before_stop: Callable[[], None] | None = None) -> AsyncIterator[str]:
+async def serve_in_loop(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    before_stop: Callable[[], None] | None = None,
+) -> AsyncIterator[str]:
     """Serve any ASGI app with uvicorn inside the running event loop; yields its base URL.
 
     Port 0 picks a free port. `before_stop` runs first on exit (e.g. to end long polls).
     """
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
     server = _InLoopServer(config)
     task = asyncio.create_task(server.serve(), name=f"uvicorn-{host}:{port}")
     try:
@@ -220,14 +244,20 @@ async def serve_in_loop(app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0,
 
 
 @asynccontextmanager
-async def running(*, token: str | None = None, rate_limits: bool = False,
-                  bot_username: str = "leerbot_sandbox_bot", host: str = "127.0.0.1",
-                  port: int = 0) -> AsyncIterator[tuple[str, Starlette]]:
+async def running(
+    *,
+    token: str | None = None,
+    rate_limits: bool = False,
+    bot_username: str = "leerbot_sandbox_bot",
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> AsyncIterator[tuple[str, Starlette]]:
     """A fresh sandbox served in this event loop; yields (base_url, app)."""
     app = create_app(token=token, rate_limits=rate_limits, bot_username=bot_username)
     # Long polls in flight answer at once, so shutdown does not wait for them.
-    async with serve_in_loop(app, host=host, port=port,
-                             before_stop=app.state.sandbox.close_waiters) as url:
+    async with serve_in_loop(
+        app, host=host, port=port, before_stop=app.state.sandbox.close_waiters
+    ) as url:
         yield url, app
 
 
@@ -235,9 +265,16 @@ def run(*, host: str, port: int, token: str | None, rate_limits: bool) -> None:
     """Serve the sandbox until interrupted; prints the API URL for the bot and the web chat."""
     app = create_app(token=token, rate_limits=rate_limits)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104  # display only
-    sys.stdout.write(f"LEERBOT_TELEGRAM_API_URL=http://{shown}:{port}/bot\n"
-                     f"Web chat: http://{shown}:{port}/\n")
+    sys.stdout.write(
+        f"LEERBOT_TELEGRAM_API_URL=http://{shown}:{port}/bot\nWeb chat: http://{shown}:{port}/\n"
+    )
     sys.stdout.flush()
     # Long polls would hold a graceful shutdown for up to a minute; cut them short.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=2)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )

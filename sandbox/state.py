@@ -30,26 +30,72 @@ FEED_LIMIT = 400_000  # feed entries kept per bot; the driver reads far behind t
 LOG_LIMIT = 1_000_000
 
 # Methods that put something in a chat: counted by rate limits, faults and `sends_ok`.
-SEND_METHODS = frozenset({
-    "sendmessage", "sendphoto", "senddocument", "sendsticker", "sendvoice", "sendvideo",
-    "sendaudio", "sendanimation", "editmessagetext", "editmessagereplymarkup",
-    "editmessagecaption", "copymessage", "forwardmessage", "sendmediagroup",
-})
+SEND_METHODS = frozenset(
+    {
+        "sendmessage",
+        "sendphoto",
+        "senddocument",
+        "sendsticker",
+        "sendvoice",
+        "sendvideo",
+        "sendaudio",
+        "sendanimation",
+        "editmessagetext",
+        "editmessagereplymarkup",
+        "editmessagecaption",
+        "copymessage",
+        "forwardmessage",
+        "sendmediagroup",
+    }
+)
 
 # Update types Telegram sends when allowed_updates is empty (chat_member and reactions are
 # opt-in on real Telegram too).
-DEFAULT_UPDATE_TYPES = frozenset({
-    "message", "edited_message", "channel_post", "edited_channel_post", "inline_query",
-    "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query", "poll",
-    "poll_answer", "my_chat_member", "chat_join_request", "business_connection",
-    "business_message", "edited_business_message", "deleted_business_messages",
-    "purchased_paid_media", "removed_chat_boost", "chat_boost",
-})
-ALL_UPDATE_TYPES = DEFAULT_UPDATE_TYPES | {"chat_member", "message_reaction",
-                                           "message_reaction_count"}
+DEFAULT_UPDATE_TYPES = frozenset(
+    {
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_join_request",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "purchased_paid_media",
+        "removed_chat_boost",
+        "chat_boost",
+    }
+)
+ALL_UPDATE_TYPES = DEFAULT_UPDATE_TYPES | {
+    "chat_member",
+    "message_reaction",
+    "message_reaction_count",
+}
 
-MESSAGE_KINDS = ("text", "photo", "document", "sticker", "voice", "video", "audio", "animation",
-                 "location", "poll", "contact", "video_note", "dice")
+MESSAGE_KINDS = (
+    "text",
+    "photo",
+    "document",
+    "sticker",
+    "voice",
+    "video",
+    "audio",
+    "animation",
+    "location",
+    "poll",
+    "contact",
+    "video_note",
+    "dice",
+)
 
 CALLBACK_TIMEOUT = 15.0  # Telegram refuses answerCallbackQuery for presses older than this
 WEBHOOK_RETRY_MAX = 3.0
@@ -118,8 +164,12 @@ class StoredFile:
 
     def to_tg(self) -> JSON:
         """The Bot API File object (getFile)."""
-        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id,
-                "file_size": len(self.data), "file_path": self.file_path}
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "file_size": len(self.data),
+            "file_path": self.file_path,
+        }
 
 
 @dataclass(slots=True)
@@ -140,12 +190,35 @@ class Record:
 class Chat:
     """A chat as one bot sees it: timeline, reply keyboard, typing state and rate bucket."""
 
-    __slots__ = ("action", "action_until", "blocked", "bucket_time", "first_name", "id",
-                 "next_message_id", "penalty_until", "records", "reply_keyboard", "signal",
-                 "started", "title", "tokens", "type", "user_id", "username")
+    __slots__ = (
+        "action",
+        "action_until",
+        "blocked",
+        "bucket_time",
+        "first_name",
+        "id",
+        "next_message_id",
+        "penalty_until",
+        "records",
+        "reply_keyboard",
+        "signal",
+        "started",
+        "title",
+        "tokens",
+        "type",
+        "user_id",
+        "username",
+    )
 
-    def __init__(self, chat_id: int, chat_type: str, *, title: str | None = None,
-                 user: User | None = None, username: str | None = None) -> None:
+    def __init__(
+        self,
+        chat_id: int,
+        chat_type: str,
+        *,
+        title: str | None = None,
+        user: User | None = None,
+        username: str | None = None,
+    ) -> None:
         self.id = chat_id
         self.type = chat_type
         self.title = title
@@ -239,10 +312,13 @@ class Fault:
 
     def to_json(self, now: float) -> JSON:
         """For the control API."""
-        return {"status": self.status, "retry_after": self.retry_after,
-                "remaining": self.remaining,
-                "seconds_left": None if self.until is None else max(0.0, self.until - now),
-                "methods": None if self.methods is None else sorted(self.methods)}
+        return {
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "remaining": self.remaining,
+            "seconds_left": None if self.until is None else max(0.0, self.until - now),
+            "methods": None if self.methods is None else sorted(self.methods),
+        }
 
 
 @dataclass(slots=True)
@@ -258,14 +334,29 @@ class Limits:
 
     def to_json(self) -> JSON:
         """For the control API."""
-        return {"rate_limits": self.enabled, "chat_rate": self.chat_rate,
-                "chat_burst": self.chat_burst, "group_per_minute": self.group_per_minute,
-                "global_rate": self.global_rate, "global_burst": self.global_burst}
+        return {
+            "rate_limits": self.enabled,
+            "chat_rate": self.chat_rate,
+            "chat_burst": self.chat_burst,
+            "group_per_minute": self.group_per_minute,
+            "global_rate": self.global_rate,
+            "global_burst": self.global_burst,
+        }
 
 
-STAT_KEYS = ("requests", "updates_queued", "updates_delivered", "sends_ok", "sends_failed",
-             "http_400", "http_403", "http_429", "http_502", "webhook_posts",
-             "webhook_failures")
+STAT_KEYS = (
+    "requests",
+    "updates_queued",
+    "updates_delivered",
+    "sends_ok",
+    "sends_failed",
+    "http_400",
+    "http_403",
+    "http_429",
+    "http_502",
+    "webhook_posts",
+    "webhook_failures",
+)
 
 
 def new_stats() -> dict[str, int]:
@@ -313,10 +404,17 @@ class BotState:
         """Give this bot its identity from a token (`<bot id>:<secret>`)."""
         self.token = token
         self.id = int(token.split(":", 1)[0])
-        self.user = {"id": self.id, "is_bot": True, "first_name": "Leerbot (sandbox)",
-                     "username": self.username, "can_join_groups": True,
-                     "can_read_all_group_messages": False, "supports_inline_queries": False,
-                     "can_connect_to_business": False, "has_main_web_app": False}
+        self.user = {
+            "id": self.id,
+            "is_bot": True,
+            "first_name": "Leerbot (sandbox)",
+            "username": self.username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     def next_seq(self) -> int:
         """A new sequence number for a change in any chat of this bot."""
@@ -397,8 +495,14 @@ def update_type(update: JSON) -> str | None:
 
 def update_lane(update: JSON) -> Any:
     """Webhook ordering key: the chat an update belongs to (or its sender)."""
-    for key in ("message", "edited_message", "channel_post", "edited_channel_post",
-                "my_chat_member", "chat_member"):
+    for key in (
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "my_chat_member",
+        "chat_member",
+    ):
         body = update.get(key)
         if isinstance(body, dict) and isinstance(body.get("chat"), dict):
             return body["chat"].get("id")
@@ -424,15 +528,22 @@ def message_kind(tg: JSON) -> str:
 def _buttons(markup: JSON | None) -> list[list[JSON]]:
     if not markup or "inline_keyboard" not in markup:
         return []
-    return [[{k: v for k, v in b.items() if k in ("text", "callback_data", "url")}
-             for b in row] for row in markup["inline_keyboard"]]
+    return [
+        [{k: v for k, v in b.items() if k in ("text", "callback_data", "url")} for b in row]
+        for row in markup["inline_keyboard"]
+    ]
 
 
 class SandboxState:
     """All sandbox data for one server process (exposed as `app.state.sandbox`)."""
 
-    def __init__(self, *, token: str | None = None, rate_limits: bool = False,
-                 bot_username: str = "leerbot_sandbox_bot") -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        rate_limits: bool = False,
+        bot_username: str = "leerbot_sandbox_bot",
+    ) -> None:
         if token is not None and not TOKEN_RE.match(token):
             raise ValueError(f"sandbox token {token!r} is not of the form <digits>:<secret>")
         self.fixed_token = token
@@ -502,17 +613,28 @@ class SandboxState:
 
     # -------------------------------------------------------------- users and chats
 
-    def create_user(self, *, first_name: str, user_id: int | None = None,
-                    last_name: str | None = None, username: str | None = None,
-                    language_code: str | None = "nl") -> User:
+    def create_user(
+        self,
+        *,
+        first_name: str,
+        user_id: int | None = None,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "nl",
+    ) -> User:
         """A new (or refreshed) simulated user."""
         if user_id is None:
             user_id = self.next_user_id
             self.next_user_id += 1
         else:
             self.next_user_id = max(self.next_user_id, user_id + 1)
-        user = User(id=user_id, first_name=first_name, last_name=last_name,
-                    username=username, language_code=language_code)
+        user = User(
+            id=user_id,
+            first_name=first_name,
+            last_name=last_name,
+            username=username,
+            language_code=language_code,
+        )
         self.users[user_id] = user
         return user
 
@@ -530,8 +652,15 @@ class SandboxState:
             chat = bot.chats[user.id] = Chat(user.id, "private", user=user)
         return chat
 
-    def group_chat(self, bot: BotState, *, chat_id: int | None, chat_type: str,
-                   title: str | None = None, username: str | None = None) -> Chat:
+    def group_chat(
+        self,
+        bot: BotState,
+        *,
+        chat_id: int | None,
+        chat_type: str,
+        title: str | None = None,
+        username: str | None = None,
+    ) -> Chat:
         """A group, supergroup or channel; created on first use (ids are negative)."""
         if chat_type not in ("group", "supergroup", "channel"):
             raise ApiError(400, f"chat_type must be group, supergroup or channel: {chat_type!r}")
@@ -541,8 +670,9 @@ class SandboxState:
         if chat is None:
             if chat_id >= 0:
                 raise ApiError(400, "group and channel chat ids are negative")
-            chat = Chat(chat_id, chat_type, title=title or f"Sandbox {chat_type}",
-                        username=username)
+            chat = Chat(
+                chat_id, chat_type, title=title or f"Sandbox {chat_type}", username=username
+            )
             chat.started = True  # the bot is a member of every sandbox group
             bot.chats[chat_id] = chat
             if username:
@@ -586,11 +716,21 @@ class SandboxState:
 
     # -------------------------------------------------------------- timeline
 
-    def add_record(self, bot: BotState, chat: Chat, *, key: int | str, kind: str,
-                   from_bot: bool, tg: JSON, keyboard: JSON | None = None) -> Record:
+    def add_record(
+        self,
+        bot: BotState,
+        chat: Chat,
+        *,
+        key: int | str,
+        kind: str,
+        from_bot: bool,
+        tg: JSON,
+        keyboard: JSON | None = None,
+    ) -> Record:
         """Append a message or callback answer to a chat and publish it."""
-        record = Record(key=key, seq=bot.next_seq(), kind=kind, from_bot=from_bot, tg=tg,
-                        keyboard=keyboard)
+        record = Record(
+            key=key, seq=bot.next_seq(), kind=kind, from_bot=from_bot, tg=tg, keyboard=keyboard
+        )
         record.view = self.view(chat, record)
         if from_bot and kind != "callback_answer":
             chat.action = None  # a sent message ends "typing…", as in the Telegram apps
@@ -609,24 +749,42 @@ class SandboxState:
         """The control API's view of a record (used by the web chat and the driver)."""
         tg = record.tg
         if record.kind == "callback_answer":
-            return {"seq": record.seq, "chat_id": chat.id, "kind": "callback_answer",
-                    "from_bot": True, "outgoing": False, "text": tg.get("text"),
-                    "show_alert": bool(tg.get("show_alert")),
-                    "message_id": tg.get("message_id"), "key": str(record.key)}
+            return {
+                "seq": record.seq,
+                "chat_id": chat.id,
+                "kind": "callback_answer",
+                "from_bot": True,
+                "outgoing": False,
+                "text": tg.get("text"),
+                "show_alert": bool(tg.get("show_alert")),
+                "message_id": tg.get("message_id"),
+                "key": str(record.key),
+            }
         view: JSON = {
-            "seq": record.seq, "chat_id": chat.id, "key": str(record.key),
-            "message_id": tg.get("message_id"), "from_bot": record.from_bot,
-            "outgoing": not record.from_bot, "kind": record.kind,
-            "text": tg.get("text"), "entities": tg.get("entities", []),
-            "caption": tg.get("caption"), "caption_entities": tg.get("caption_entities", []),
+            "seq": record.seq,
+            "chat_id": chat.id,
+            "key": str(record.key),
+            "message_id": tg.get("message_id"),
+            "from_bot": record.from_bot,
+            "outgoing": not record.from_bot,
+            "kind": record.kind,
+            "text": tg.get("text"),
+            "entities": tg.get("entities", []),
+            "caption": tg.get("caption"),
+            "caption_entities": tg.get("caption_entities", []),
             "buttons": _buttons(tg.get("reply_markup")),
-            "date": tg.get("date"), "edited": record.edited, "deleted": record.deleted,
+            "date": tg.get("date"),
+            "edited": record.edited,
+            "deleted": record.deleted,
             "sender": (tg.get("from") or {}).get("first_name"),
         }
         keyboard = record.keyboard
         if keyboard is not None:
-            view["reply_keyboard"] = ([[b["text"] for b in row] for row in keyboard["keyboard"]]
-                                      if "keyboard" in keyboard else None)
+            view["reply_keyboard"] = (
+                [[b["text"] for b in row] for row in keyboard["keyboard"]]
+                if "keyboard" in keyboard
+                else None
+            )
             view["remove_keyboard"] = bool(keyboard.get("remove_keyboard"))
             view["force_reply"] = bool(keyboard.get("force_reply"))
             view["one_time_keyboard"] = bool(keyboard.get("one_time_keyboard"))
@@ -702,16 +860,27 @@ class SandboxState:
 
     # -------------------------------------------------------------- webhook
 
-    def set_webhook(self, bot: BotState, *, url: str, secret_token: str | None,
-                    max_connections: int, allowed_updates: list[str] | None,
-                    drop_pending: bool) -> None:
+    def set_webhook(
+        self,
+        bot: BotState,
+        *,
+        url: str,
+        secret_token: str | None,
+        max_connections: int,
+        allowed_updates: list[str] | None,
+        drop_pending: bool,
+    ) -> None:
         """Start pushing updates to `url` (pending ones first, unless dropped)."""
         self.delete_webhook(bot, drop_pending=drop_pending)
         bot.webhook_generation += 1
-        bot.webhook = Webhook(url=url, secret_token=secret_token,
-                              max_connections=max_connections, allowed_updates=allowed_updates,
-                              generation=bot.webhook_generation,
-                              semaphore=asyncio.Semaphore(max_connections))
+        bot.webhook = Webhook(
+            url=url,
+            secret_token=secret_token,
+            max_connections=max_connections,
+            allowed_updates=allowed_updates,
+            generation=bot.webhook_generation,
+            semaphore=asyncio.Semaphore(max_connections),
+        )
         if allowed_updates is not None:
             bot.allowed_updates = frozenset(allowed_updates) or DEFAULT_UPDATE_TYPES
         for update_id, update in list(bot.pending.items()):
@@ -754,8 +923,7 @@ class SandboxState:
                     queue.popleft()
                     continue
                 delay = 0.05
-                while bot.webhook is webhook and not await self._post_update(bot, webhook,
-                                                                            update):
+                while bot.webhook is webhook and not await self._post_update(bot, webhook, update):
                     await asyncio.sleep(delay)
                     delay = min(WEBHOOK_RETRY_MAX, delay * 2)
                 if bot.webhook is webhook:
@@ -797,8 +965,9 @@ class SandboxState:
     def http_client(self) -> httpx.AsyncClient:
         """The one outgoing HTTP client (webhook delivery), opened on first use."""
         if self.http is None:
-            self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0),
-                                          limits=httpx.Limits(max_connections=100))
+            self.http = httpx.AsyncClient(
+                timeout=httpx.Timeout(10.0, connect=3.0), limits=httpx.Limits(max_connections=100)
+            )
         return self.http
 
     # -------------------------------------------------------------- limits and faults
@@ -819,8 +988,11 @@ class SandboxState:
                 if fault.remaining <= 0:
                     self.faults.remove(fault)
             if fault.status == 429:
-                raise ApiError(429, f"Too Many Requests: retry after {fault.retry_after}",
-                               retry_after=fault.retry_after)
+                raise ApiError(
+                    429,
+                    f"Too Many Requests: retry after {fault.retry_after}",
+                    retry_after=fault.retry_after,
+                )
             raise ApiError(fault.status, "Bad Gateway")
 
     def check_rate(self, bot: BotState, chat: Chat) -> None:
@@ -837,8 +1009,7 @@ class SandboxState:
             chat_rate, chat_burst = limits.group_per_minute / 60.0, limits.group_per_minute
         else:
             chat_rate, chat_burst = limits.chat_rate, limits.chat_burst
-        buckets = ((bot, limits.global_rate, limits.global_burst),
-                   (chat, chat_rate, chat_burst))
+        buckets = ((bot, limits.global_rate, limits.global_burst), (chat, chat_rate, chat_burst))
         for holder, rate, burst in buckets:
             tokens = take_tokens(holder, rate=rate, burst=burst, now=now)
             if tokens < 1.0:
@@ -850,13 +1021,27 @@ class SandboxState:
 
     # -------------------------------------------------------------- log
 
-    def log_call(self, bot: BotState | None, *, method: str, chat_id: Any, outcome: str,
-                 error: ApiError | None = None, message_id: int | None = None) -> None:
+    def log_call(
+        self,
+        bot: BotState | None,
+        *,
+        method: str,
+        chat_id: Any,
+        outcome: str,
+        error: ApiError | None = None,
+        message_id: int | None = None,
+    ) -> None:
         """Remember one Bot API call (everything but getUpdates) for tests to inspect."""
         self.log_seq += 1
-        entry: JSON = {"seq": self.log_seq, "time": time.time(), "method": method,
-                       "bot_id": bot.id if bot else None, "chat_id": chat_id,
-                       "outcome": outcome, "message_id": message_id}
+        entry: JSON = {
+            "seq": self.log_seq,
+            "time": time.time(),
+            "method": method,
+            "bot_id": bot.id if bot else None,
+            "chat_id": chat_id,
+            "outcome": outcome,
+            "message_id": message_id,
+        }
         if error is not None:
             entry["error_code"] = error.code
             entry["description"] = error.description
@@ -884,9 +1069,17 @@ class SandboxState:
 
     # -------------------------------------------------------------- files
 
-    def add_file(self, data: bytes, *, kind: str, mime_type: str | None,
-                 file_name: str | None, url: str | None = None, width: int = 0,
-                 height: int = 0) -> StoredFile:
+    def add_file(
+        self,
+        data: bytes,
+        *,
+        kind: str,
+        mime_type: str | None,
+        file_name: str | None,
+        url: str | None = None,
+        width: int = 0,
+        height: int = 0,
+    ) -> StoredFile:
         """Store bytes under a new file_id and file_path."""
         file_id = f"SBX{kind[:3].upper()}{secrets.token_urlsafe(18)}"
         unique = secrets.token_urlsafe(9)
@@ -894,9 +1087,17 @@ class SandboxState:
         if file_name and "." in file_name:
             suffix = "." + file_name.rsplit(".", 1)[1][:8]
         path = f"{kind}s/file_{len(self.files) + 1}{suffix}"
-        stored = StoredFile(file_id=file_id, file_unique_id=unique, data=data, file_path=path,
-                            mime_type=mime_type, file_name=file_name, url=url, width=width,
-                            height=height)
+        stored = StoredFile(
+            file_id=file_id,
+            file_unique_id=unique,
+            data=data,
+            file_path=path,
+            mime_type=mime_type,
+            file_name=file_name,
+            url=url,
+            width=width,
+            height=height,
+        )
         self.files[file_id] = stored
         self.files_by_path[path] = stored
         return stored

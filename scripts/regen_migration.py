@@ -23,14 +23,18 @@ def main() -> None:
         old.unlink()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'empty.db'}"
-        command.revision(alembic_config(url), message="initial schema", autogenerate=True,
-                         rev_id="0001")
+        command.revision(
+            alembic_config(url), message="initial schema", autogenerate=True, rev_id="0001"
+        )
     path = next(VERSIONS.glob("0001_*.py"))
     text = path.read_text()
     text = text.replace("astext_type=Text()", "astext_type=sa.Text()")
     if "from sqlalchemy.dialects import postgresql" not in text:
-        text = text.replace("from alembic import op", "from alembic import op\n"
-                            "from sqlalchemy.dialects import postgresql", 1)
+        text = text.replace(
+            "from alembic import op",
+            "from alembic import op\nfrom sqlalchemy.dialects import postgresql",
+            1,
+        )
     text = re.sub(r"Create Date: .*", "Create Date: (regenerated)", text)
     path.write_text(text)
     print(f"wrote {path}")  # noqa: T201 (a developer script)

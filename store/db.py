@@ -35,8 +35,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # hands the connection over at once (twice the updates per second in bench/).
         in_memory = make_url(url).database in (None, "", ":memory:")  # one StaticPool anyway
         pool: dict[str, Any] = {} if in_memory else {"pool_size": 1, "max_overflow": 0}
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True,
-                                     **pool)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True, **pool
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -56,8 +57,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
         return engine
     # hide_parameters: a failed statement's values (a pupil's answer) never reach a log line.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_pre_ping=True, hide_parameters=True)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def make_sessions(engine: AsyncEngine) -> Sessions:
@@ -92,13 +94,15 @@ def notify_on_commit(sessions: Sessions, *, channel: str, model: type[Any]) -> N
         session.info.pop(key, None)
 
 
-async def listen(engine: AsyncEngine, channel: str,
-                 callback: Callable[[], None]) -> AsyncConnection:
+async def listen(
+    engine: AsyncEngine, channel: str, callback: Callable[[], None]
+) -> AsyncConnection:
     """PostgreSQL: call `callback` on every NOTIFY `channel`; close the returned connection."""
     conn = await engine.connect()
     raw = await conn.get_raw_connection()
     await raw.driver_connection.add_listener(  # type: ignore[union-attr]  # asyncpg
-        channel, lambda *_args: callback())
+        channel, lambda *_args: callback()
+    )
     return conn
 
 

@@ -64,8 +64,10 @@ class Base(DeclarativeBase):
     """Declarative base with stable constraint names for Alembic."""
 
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime,
-                                                     dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONType,
+    }
 
 
 class School(Base):
@@ -114,7 +116,8 @@ class Pupil(Base):
     first_name: Mapped[str] = mapped_column(String(100), default="")
     pseudonym: Mapped[str] = mapped_column(String(16), unique=True)
     class_id: Mapped[int | None] = mapped_column(
-        ForeignKey("class.id", ondelete="SET NULL"), index=True)
+        ForeignKey("class.id", ondelete="SET NULL"), index=True
+    )
     consent_at: Mapped[datetime | None] = mapped_column()
     age_band: Mapped[str | None] = mapped_column(String(10))
     lang: Mapped[str] = mapped_column(String(4), default="nl")
@@ -140,7 +143,8 @@ class ModuleVersion(Base):
 class Assignment(Base):
     __tablename__ = "assignment"
     __table_args__ = (
-        UniqueConstraint("class_id", "module_id", name="uq_assignment_class_module"),)
+        UniqueConstraint("class_id", "module_id", name="uq_assignment_class_module"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("class.id", ondelete="CASCADE"), index=True)
@@ -200,8 +204,10 @@ class Outbox(Base):
     """Messages to send, written in the same transaction as the change that caused them."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "status", "priority", "id"),
-                      Index("ix_outbox_chat", "chat_id", "status", "id"))
+    __table_args__ = (
+        Index("ix_outbox_pending", "status", "priority", "id"),
+        Index("ix_outbox_chat", "chat_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
@@ -238,8 +244,9 @@ class Flag(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     school_id: Mapped[int | None] = mapped_column(ForeignKey("school.id", ondelete="CASCADE"))
-    pupil_id: Mapped[int | None] = mapped_column(ForeignKey("pupil.id", ondelete="SET NULL"),
-                                                 index=True)
+    pupil_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pupil.id", ondelete="SET NULL"), index=True
+    )
     pupil_pseudonym: Mapped[str] = mapped_column(String(16))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("class.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(20))  # crisis | zorg | aandacht | contactvraag
@@ -253,7 +260,8 @@ class Flag(Base):
     state: Mapped[str] = mapped_column(String(20), default="open")
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"lines": [...]}
     assigned_staff_id: Mapped[int | None] = mapped_column(
-        ForeignKey("staff.id", ondelete="SET NULL"))
+        ForeignKey("staff.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column()

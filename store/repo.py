@@ -72,8 +72,15 @@ async def school_by_name(session: AsyncSession, name: str) -> School | None:
     return (await session.scalars(select(School).where(School.name == name))).first()
 
 
-async def add_staff(session: AsyncSession, *, school: School, email: str, name: str, role: str,
-                    password_hash: str | None) -> Staff:
+async def add_staff(
+    session: AsyncSession,
+    *,
+    school: School,
+    email: str,
+    name: str,
+    role: str,
+    password_hash: str | None,
+) -> Staff:
     """Add a staff account (email unique, role teacher|counsellor|admin)."""
     email = email.strip().lower()
     if role not in {"teacher", "counsellor", "admin"}:
@@ -82,8 +89,9 @@ async def add_staff(session: AsyncSession, *, school: School, email: str, name: 
         raise StoreError(f"not an e-mail address: {email!r}")
     if await staff_by_email(session, email) is not None:
         raise StoreError(f"a staff account with e-mail {email} already exists")
-    staff = Staff(school_id=school.id, email=email, name=name.strip(), role=role,
-                  password_hash=password_hash)
+    staff = Staff(
+        school_id=school.id, email=email, name=name.strip(), role=role, password_hash=password_hash
+    )
     session.add(staff)
     await session.flush()
     return staff
@@ -98,8 +106,7 @@ async def staff_by_email(session: AsyncSession, email: str) -> Staff | None:
 async def staff_telegram_ids(session: AsyncSession) -> set[int]:
     """Telegram user ids of active staff with a linked account."""
     stmt = select(Staff.telegram_user_id).where(Staff.active, Staff.telegram_user_id.is_not(None))
-    return {int(user_id) for user_id in (await session.scalars(stmt)).all()
-            if user_id is not None}
+    return {int(user_id) for user_id in (await session.scalars(stmt)).all() if user_id is not None}
 
 
 async def staff_by_telegram(session: AsyncSession, telegram_user_id: int) -> Staff | None:
@@ -108,8 +115,9 @@ async def staff_by_telegram(session: AsyncSession, telegram_user_id: int) -> Sta
     return (await session.scalars(stmt)).first()
 
 
-async def new_staff_link_code(session: AsyncSession, staff: Staff, *, now: datetime,
-                              valid: timedelta = timedelta(hours=24)) -> str:
+async def new_staff_link_code(
+    session: AsyncSession, staff: Staff, *, now: datetime, valid: timedelta = timedelta(hours=24)
+) -> str:
     """A one-time code the staff member sends to the bot to link Telegram."""
     code = STAFF_CODE_PREFIX + new_code(10)
     staff.link_code = code
@@ -118,8 +126,9 @@ async def new_staff_link_code(session: AsyncSession, staff: Staff, *, now: datet
     return code
 
 
-async def link_staff(session: AsyncSession, *, code: str, telegram_user_id: int,
-                     now: datetime) -> Staff | None:
+async def link_staff(
+    session: AsyncSession, *, code: str, telegram_user_id: int, now: datetime
+) -> Staff | None:
     """Link a Telegram user to the staff account of a valid code (the code is used up)."""
     staff = (await session.scalars(select(Staff).where(Staff.link_code == code))).first()
     if staff is None or staff.link_code_expires is None or staff.link_code_expires < now:
@@ -135,14 +144,16 @@ async def link_staff(session: AsyncSession, *, code: str, telegram_user_id: int,
     return staff
 
 
-async def add_class(session: AsyncSession, *, school: School, name: str,
-                    teacher: Staff | None) -> SchoolClass:
+async def add_class(
+    session: AsyncSession, *, school: School, name: str, teacher: Staff | None
+) -> SchoolClass:
     """Add a class with a fresh join code; class names are unique per school."""
     name = name.strip()
     if not name:
         raise StoreError("a class needs a name")
-    exists = await session.scalar(select(SchoolClass.id).where(
-        SchoolClass.school_id == school.id, SchoolClass.name == name))
+    exists = await session.scalar(
+        select(SchoolClass.id).where(SchoolClass.school_id == school.id, SchoolClass.name == name)
+    )
     if exists is not None:
         raise StoreError(f"class {name!r} already exists in {school.name}")
     for _ in range(10):
@@ -150,15 +161,17 @@ async def add_class(session: AsyncSession, *, school: School, name: str,
         taken = await session.scalar(select(SchoolClass.id).where(SchoolClass.join_code == code))
         if taken is None:
             break
-    klass = SchoolClass(school_id=school.id, name=name, teacher_id=teacher.id if teacher else None,
-                        join_code=code)
+    klass = SchoolClass(
+        school_id=school.id, name=name, teacher_id=teacher.id if teacher else None, join_code=code
+    )
     session.add(klass)
     await session.flush()
     return klass
 
 
-async def classes_by_name(session: AsyncSession, name: str,
-                          school_id: int | None = None) -> Sequence[SchoolClass]:
+async def classes_by_name(
+    session: AsyncSession, name: str, school_id: int | None = None
+) -> Sequence[SchoolClass]:
     """Classes with this name (in one school when given)."""
     stmt = select(SchoolClass).where(SchoolClass.name == name.strip())
     if school_id is not None:
@@ -172,11 +185,18 @@ async def class_by_code(session: AsyncSession, code: str) -> SchoolClass | None:
     return (await session.scalars(stmt)).first()
 
 
-async def assign(session: AsyncSession, *, klass: SchoolClass, module_id: str, due: date | None,
-                 staff_id: int | None = None) -> tuple[Assignment, bool]:
+async def assign(
+    session: AsyncSession,
+    *,
+    klass: SchoolClass,
+    module_id: str,
+    due: date | None,
+    staff_id: int | None = None,
+) -> tuple[Assignment, bool]:
     """Assign a module to a class (again: update the due date); True when it is new."""
-    stmt = select(Assignment).where(Assignment.class_id == klass.id,
-                                    Assignment.module_id == module_id)
+    stmt = select(Assignment).where(
+        Assignment.class_id == klass.id, Assignment.module_id == module_id
+    )
     existing = (await session.scalars(stmt)).first()
     if existing is not None:
         existing.due = due
@@ -196,8 +216,11 @@ async def assignments_for_class(session: AsyncSession, class_id: int) -> Sequenc
 
 async def pupils_in_class(session: AsyncSession, class_id: int) -> Sequence[Pupil]:
     """Active pupils of a class who gave consent."""
-    stmt = select(Pupil).where(Pupil.class_id == class_id, Pupil.active,
-                               Pupil.consent_at.is_not(None)).order_by(Pupil.id)
+    stmt = (
+        select(Pupil)
+        .where(Pupil.class_id == class_id, Pupil.active, Pupil.consent_at.is_not(None))
+        .order_by(Pupil.id)
+    )
     return (await session.scalars(stmt)).all()
 
 
@@ -214,11 +237,17 @@ async def pupil_for_update(session: AsyncSession, telegram_user_id: int) -> Pupi
     return (await session.scalars(stmt)).first()
 
 
-async def create_pupil(session: AsyncSession, *, telegram_user_id: int, chat_id: int,
-                       first_name: str) -> Pupil:
+async def create_pupil(
+    session: AsyncSession, *, telegram_user_id: int, chat_id: int, first_name: str
+) -> Pupil:
     """A new pupil row with a unique pseudonym (used in logs and staff views)."""
-    pupil = Pupil(telegram_user_id=telegram_user_id, chat_id=chat_id,
-                  first_name=first_name[:100], pseudonym=_pseudonym(), state={})
+    pupil = Pupil(
+        telegram_user_id=telegram_user_id,
+        chat_id=chat_id,
+        first_name=first_name[:100],
+        pseudonym=_pseudonym(),
+        state={},
+    )
     session.add(pupil)
     await session.flush()
     return pupil
@@ -232,20 +261,41 @@ async def runs_for_pupil(session: AsyncSession, pupil_id: int) -> Sequence[Run]:
 
 async def latest_run(session: AsyncSession, pupil_id: int, module_id: str) -> Run | None:
     """The newest run of a pupil on a module."""
-    stmt = (select(Run).where(Run.pupil_id == pupil_id, Run.module_id == module_id)
-            .order_by(Run.id.desc()).limit(1))
+    stmt = (
+        select(Run)
+        .where(Run.pupil_id == pupil_id, Run.module_id == module_id)
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
     return (await session.scalars(stmt)).first()
 
 
-async def save_answer(session: AsyncSession, *, run: Run, step_id: str, value: Any, display: str,
-                      private: bool, now: datetime) -> None:
+async def save_answer(
+    session: AsyncSession,
+    *,
+    run: Run,
+    step_id: str,
+    value: Any,
+    display: str,
+    private: bool,
+    now: datetime,
+) -> None:
     """Store or replace the answer to one step of a run."""
     stmt = select(Answer).where(Answer.run_id == run.id, Answer.step_id == step_id)
     answer = (await session.scalars(stmt)).first()
     if answer is None:
-        session.add(Answer(run_id=run.id, pupil_id=run.pupil_id, module_id=run.module_id,
-                           step_id=step_id, value={"v": value}, display=display,
-                           private=private, created_at=now))
+        session.add(
+            Answer(
+                run_id=run.id,
+                pupil_id=run.pupil_id,
+                module_id=run.module_id,
+                step_id=step_id,
+                value={"v": value},
+                display=display,
+                private=private,
+                created_at=now,
+            )
+        )
     else:
         answer.value = {"v": value}
         answer.display = display
@@ -259,20 +309,33 @@ async def answers_for_pupil(session: AsyncSession, pupil_id: int) -> Sequence[An
     return (await session.scalars(stmt)).all()
 
 
-async def add_transcript(session: AsyncSession, *, pupil_id: int, direction: str, text: str,
-                         now: datetime, private: bool = False) -> TranscriptLine:
+async def add_transcript(
+    session: AsyncSession,
+    *,
+    pupil_id: int,
+    direction: str,
+    text: str,
+    now: datetime,
+    private: bool = False,
+) -> TranscriptLine:
     """Append one line to a pupil's transcript."""
-    line = TranscriptLine(pupil_id=pupil_id, direction=direction, text=text[:4096],
-                          private=private, created_at=now)
+    line = TranscriptLine(
+        pupil_id=pupil_id, direction=direction, text=text[:4096], private=private, created_at=now
+    )
     session.add(line)
     return line
 
 
-async def recent_transcript(session: AsyncSession, pupil_id: int,
-                            limit: int = 20) -> list[TranscriptLine]:
+async def recent_transcript(
+    session: AsyncSession, pupil_id: int, limit: int = 20
+) -> list[TranscriptLine]:
     """The last `limit` transcript lines of a pupil, oldest first."""
-    stmt = (select(TranscriptLine).where(TranscriptLine.pupil_id == pupil_id)
-            .order_by(TranscriptLine.id.desc()).limit(limit))
+    stmt = (
+        select(TranscriptLine)
+        .where(TranscriptLine.pupil_id == pupil_id)
+        .order_by(TranscriptLine.id.desc())
+        .limit(limit)
+    )
     return list(reversed((await session.scalars(stmt)).all()))
 
 
@@ -284,28 +347,54 @@ async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) 
     # One statement instead of read, savepoint, insert, release: this runs for every update.
     dialect = session.get_bind().dialect.name
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (insert(ProcessedUpdate).values(update_id=update_id, processed_at=now)
-            .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
-            .returning(ProcessedUpdate.update_id))
+    stmt = (
+        insert(ProcessedUpdate)
+        .values(update_id=update_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
+        .returning(ProcessedUpdate.update_id)
+    )
     return (await session.execute(stmt)).scalar() is not None
 
 
-async def enqueue(session: AsyncSession, *, chat_id: int, method: str, payload: dict[str, Any],
-                  priority: int = 0, pupil_id: int | None = None, staff_id: int | None = None,
-                  flag_id: int | None = None, now: datetime) -> Outbox:
+async def enqueue(
+    session: AsyncSession,
+    *,
+    chat_id: int,
+    method: str,
+    payload: dict[str, Any],
+    priority: int = 0,
+    pupil_id: int | None = None,
+    staff_id: int | None = None,
+    flag_id: int | None = None,
+    now: datetime,
+) -> Outbox:
     """Queue one Bot API call; the sender delivers it after this transaction commits."""
-    row = Outbox(chat_id=chat_id, method=method, payload=payload, priority=priority,
-                 pupil_id=pupil_id, staff_id=staff_id, flag_id=flag_id, created_at=now)
+    row = Outbox(
+        chat_id=chat_id,
+        method=method,
+        payload=payload,
+        priority=priority,
+        pupil_id=pupil_id,
+        staff_id=staff_id,
+        flag_id=flag_id,
+        created_at=now,
+    )
     session.add(row)
     return row
 
 
-async def pending_outbox(session: AsyncSession, *, now: datetime, limit: int = 200,
-                         skip_locked: bool = False) -> Sequence[Outbox]:
+async def pending_outbox(
+    session: AsyncSession, *, now: datetime, limit: int = 200, skip_locked: bool = False
+) -> Sequence[Outbox]:
     """Pending rows, most urgent first, oldest first; claimed with SKIP LOCKED on PostgreSQL."""
-    stmt = (select(Outbox).where(Outbox.status == "pending",
-                                 (Outbox.not_before.is_(None)) | (Outbox.not_before <= now))
-            .order_by(Outbox.priority, Outbox.id).limit(limit))
+    stmt = (
+        select(Outbox)
+        .where(
+            Outbox.status == "pending", (Outbox.not_before.is_(None)) | (Outbox.not_before <= now)
+        )
+        .order_by(Outbox.priority, Outbox.id)
+        .limit(limit)
+    )
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     return (await session.scalars(stmt)).all()
@@ -314,31 +403,48 @@ async def pending_outbox(session: AsyncSession, *, now: datetime, limit: int = 2
 async def oldest_due_message(session: AsyncSession, *, now: datetime) -> datetime | None:
     """When the oldest pending message that may be sent now was queued (None: none waits)."""
     due = (Outbox.not_before.is_(None)) | (Outbox.not_before <= now)
-    return await session.scalar(select(func.min(Outbox.created_at))
-                                .where(Outbox.status == "pending", due))
+    return await session.scalar(
+        select(func.min(Outbox.created_at)).where(Outbox.status == "pending", due)
+    )
 
 
 async def outbox_backlog(session: AsyncSession) -> int:
     """How many messages wait to be sent (queued or being sent right now)."""
-    return int(await session.scalar(
-        select(func.count()).select_from(Outbox)
-        .where(Outbox.status.in_(("pending", "sending")))) or 0)
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Outbox)
+            .where(Outbox.status.in_(("pending", "sending")))
+        )
+        or 0
+    )
 
 
 async def outbox_counts(session: AsyncSession, *, now: datetime) -> dict[str, int]:
     """Messages per state that still matter to a sender: pending, due now, sending."""
     due = (Outbox.not_before.is_(None)) | (Outbox.not_before <= now)
-    row = (await session.execute(select(
-        func.count().filter(Outbox.status == "pending"),
-        func.count().filter(and_(Outbox.status == "pending", due)),
-        func.count().filter(Outbox.status == "sending"),
-    ).where(Outbox.status.in_(("pending", "sending"))))).one()
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(Outbox.status == "pending"),
+                func.count().filter(and_(Outbox.status == "pending", due)),
+                func.count().filter(Outbox.status == "sending"),
+            ).where(Outbox.status.in_(("pending", "sending")))
+        )
+    ).one()
     return {"pending": int(row[0]), "due": int(row[1]), "sending": int(row[2])}
 
 
-async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limit: int,
-                       chat_id: int | None = None, max_priority: int | None = None,
-                       skip_locked: bool = False) -> list[Outbox]:
+async def claim_outbox(
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    chat_id: int | None = None,
+    max_priority: int | None = None,
+    skip_locked: bool = False,
+) -> list[Outbox]:
     """Mark due messages `sending` for one sender and return them, oldest first per chat.
 
     Without `chat_id`: the first waiting message of up to `limit` chats that have nothing
@@ -354,30 +460,49 @@ async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limi
     if chat_id is None:
         older = other.status == "pending"
     else:
-        older = and_(other.status == "pending", other.not_before.is_not(None),
-                     other.not_before > now)
-    held = exists().where(other.chat_id == cand.chat_id, or_(
-        other.status == "sending", and_(other.id < cand.id, older)))
-    heads = (select(cand.id).where(cand.status == "pending", due, ~held)
-             .order_by(cand.priority, cand.id).limit(limit))
+        older = and_(
+            other.status == "pending", other.not_before.is_not(None), other.not_before > now
+        )
+    held = exists().where(
+        other.chat_id == cand.chat_id,
+        or_(other.status == "sending", and_(other.id < cand.id, older)),
+    )
+    heads = (
+        select(cand.id)
+        .where(cand.status == "pending", due, ~held)
+        .order_by(cand.priority, cand.id)
+        .limit(limit)
+    )
     if chat_id is not None:
         heads = heads.where(cand.chat_id == chat_id).order_by(None).order_by(cand.id)
     if max_priority is not None:
         heads = heads.where(cand.priority <= max_priority)
     if skip_locked:
         heads = heads.with_for_update(skip_locked=True)
-    stmt = (update(Outbox).where(Outbox.id.in_(heads.scalar_subquery()))
-            .values(status="sending", claimed_by=owner, claimed_at=now)
-            .returning(Outbox).execution_options(synchronize_session=False))
+    stmt = (
+        update(Outbox)
+        .where(Outbox.id.in_(heads.scalar_subquery()))
+        .values(status="sending", claimed_by=owner, claimed_at=now)
+        .returning(Outbox)
+        .execution_options(synchronize_session=False)
+    )
     rows = list((await session.scalars(stmt)).all())
     rows.sort(key=lambda r: r.id)
     return rows
 
 
-async def finish_outbox(session: AsyncSession, row_id: int, *, status: str, now: datetime,
-                        message_id: int | None = None, error: str | None = None,
-                        attempts: int | None = None, not_before: datetime | None = None,
-                        payload: dict[str, Any] | None = None) -> None:
+async def finish_outbox(
+    session: AsyncSession,
+    row_id: int,
+    *,
+    status: str,
+    now: datetime,
+    message_id: int | None = None,
+    error: str | None = None,
+    attempts: int | None = None,
+    not_before: datetime | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
     """Record what happened to a claimed message (sent, dead, or pending again)."""
     values: dict[str, Any] = {"status": status}
     if status != "sending":
@@ -397,19 +522,21 @@ async def finish_outbox(session: AsyncSession, row_id: int, *, status: str, now:
 
 async def refresh_claims(session: AsyncSession, *, owner: str, now: datetime) -> None:
     """A living sender says so: its claims stay fresh and are not taken over."""
-    await session.execute(update(Outbox).where(Outbox.status == "sending",
-                                               Outbox.claimed_by == owner)
-                          .values(claimed_at=now))
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.status == "sending", Outbox.claimed_by == owner)
+        .values(claimed_at=now)
+    )
 
 
-async def release_claims(session: AsyncSession, *, owner: str,
-                         row_ids: Sequence[int] | None = None) -> int:
+async def release_claims(
+    session: AsyncSession, *, owner: str, row_ids: Sequence[int] | None = None
+) -> int:
     """Put messages a sender claimed but did not send back in the queue."""
     stmt = update(Outbox).where(Outbox.status == "sending", Outbox.claimed_by == owner)
     if row_ids is not None:
         stmt = stmt.where(Outbox.id.in_(list(row_ids)))
-    result = await session.execute(stmt.values(status="pending", claimed_by=None,
-                                               claimed_at=None))
+    result = await session.execute(stmt.values(status="pending", claimed_by=None, claimed_at=None))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of UPDATE
 
 
@@ -419,8 +546,13 @@ async def sending_owners(session: AsyncSession) -> list[str]:
     return [owner for owner in (await session.scalars(stmt)).all() if owner]
 
 
-async def recover_outbox(session: AsyncSession, *, stale_before: datetime,
-                         dead_owners: Sequence[str] = (), alive_owner: str | None = None) -> int:
+async def recover_outbox(
+    session: AsyncSession,
+    *,
+    stale_before: datetime,
+    dead_owners: Sequence[str] = (),
+    alive_owner: str | None = None,
+) -> int:
     """Claims of crashed senders (known dead, or silent since `stale_before`) back to pending."""
     stale = Outbox.claimed_at < stale_before
     if alive_owner is not None:  # the caller itself: alive, whatever its clock says
@@ -428,38 +560,64 @@ async def recover_outbox(session: AsyncSession, *, stale_before: datetime,
     if dead_owners:
         stale = or_(stale, Outbox.claimed_by.in_(list(dead_owners)))
     result = await session.execute(
-        update(Outbox).where(Outbox.status == "sending", stale)
-        .values(status="pending", claimed_by=None, claimed_at=None))
+        update(Outbox)
+        .where(Outbox.status == "sending", stale)
+        .values(status="pending", claimed_by=None, claimed_at=None)
+    )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of UPDATE
 
 
-async def mark_chat_blocked(session: AsyncSession, chat_id: int,
-                            now: datetime | None = None) -> None:
+async def mark_chat_blocked(
+    session: AsyncSession, chat_id: int, now: datetime | None = None
+) -> None:
     """A pupil blocked the bot: mark them and drop what still waits for them.
 
     A dropped staff reply (an outbox row with a flag) is recorded on its flag, so the staff
     member sees that the pupil never got it.
     """
     await session.execute(update(Pupil).where(Pupil.chat_id == chat_id).values(blocked=True))
-    flag_ids = set((await session.scalars(select(Outbox.flag_id).where(
-        Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending")),
-        Outbox.flag_id.is_not(None)))).all())
+    flag_ids = set(
+        (
+            await session.scalars(
+                select(Outbox.flag_id).where(
+                    Outbox.chat_id == chat_id,
+                    Outbox.status.in_(("pending", "sending")),
+                    Outbox.flag_id.is_not(None),
+                )
+            )
+        ).all()
+    )
     for flag_id in sorted(i for i in flag_ids if i is not None):
-        await session.execute(update(Flag).where(Flag.id == flag_id)
-                              .values(delivery_failed=True, updated_at=now or utcnow()))
-        session.add(FlagEvent(flag_id=flag_id, action="delivery_failed",
-                              note="blocked by the user", created_at=now or utcnow()))
-    await session.execute(update(Outbox).where(Outbox.chat_id == chat_id,
-                                               Outbox.status.in_(("pending", "sending")))
-                          .values(status="dead", last_error="blocked by the user",
-                                  claimed_by=None, claimed_at=None))
+        await session.execute(
+            update(Flag)
+            .where(Flag.id == flag_id)
+            .values(delivery_failed=True, updated_at=now or utcnow())
+        )
+        session.add(
+            FlagEvent(
+                flag_id=flag_id,
+                action="delivery_failed",
+                note="blocked by the user",
+                created_at=now or utcnow(),
+            )
+        )
+    await session.execute(
+        update(Outbox)
+        .where(Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending")))
+        .values(status="dead", last_error="blocked by the user", claimed_by=None, claimed_at=None)
+    )
 
 
-async def store_module_versions(session: AsyncSession, bodies: dict[tuple[str, str],
-                                                                   dict[str, Any]]) -> None:
+async def store_module_versions(
+    session: AsyncSession, bodies: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     """Keep every module version so runs pinned to it can continue after an edit."""
-    known = {tuple(row) for row in (await session.execute(select(ModuleVersion.module_id,
-                                              ModuleVersion.version))).all()}
+    known = {
+        tuple(row)
+        for row in (
+            await session.execute(select(ModuleVersion.module_id, ModuleVersion.version))
+        ).all()
+    }
     for (module_id, version), body in bodies.items():
         if (module_id, version) not in known:
             session.add(ModuleVersion(module_id=module_id, version=version, body=body))
@@ -473,35 +631,56 @@ async def module_versions(session: AsyncSession) -> Sequence[ModuleVersion]:
 # ---------------------------------------------------------------- flags and audit
 
 
-async def open_flag(session: AsyncSession, *, pupil_id: int, kind: str,
-                    target: str | None) -> Flag | None:
+async def open_flag(
+    session: AsyncSession, *, pupil_id: int, kind: str, target: str | None
+) -> Flag | None:
     """The pupil's open (not closed) flag of this kind and target, if any."""
-    stmt = select(Flag).where(Flag.pupil_id == pupil_id, Flag.kind == kind,
-                              Flag.state != "closed")
+    stmt = select(Flag).where(Flag.pupil_id == pupil_id, Flag.kind == kind, Flag.state != "closed")
     if target is not None:
         stmt = stmt.where(Flag.target == target)
     return (await session.scalars(stmt.order_by(Flag.id.desc()))).first()
 
 
-async def add_flag_event(session: AsyncSession, *, flag: Flag, action: str, staff_id: int | None,
-                         note: str = "", now: datetime) -> None:
+async def add_flag_event(
+    session: AsyncSession,
+    *,
+    flag: Flag,
+    action: str,
+    staff_id: int | None,
+    note: str = "",
+    now: datetime,
+) -> None:
     """Record who did what with a flag."""
-    session.add(FlagEvent(flag_id=flag.id, staff_id=staff_id, action=action, note=note,
-                          created_at=now))
+    session.add(
+        FlagEvent(flag_id=flag.id, staff_id=staff_id, action=action, note=note, created_at=now)
+    )
 
 
-async def audit(session: AsyncSession, *, staff: Staff | None, action: str, target: str,
-                now: datetime | None = None) -> None:
+async def audit(
+    session: AsyncSession,
+    *,
+    staff: Staff | None,
+    action: str,
+    target: str,
+    now: datetime | None = None,
+) -> None:
     """Write one audit line (every staff read of a flag or transcript)."""
-    session.add(AuditLog(school_id=staff.school_id if staff else None,
-                         staff_id=staff.id if staff else None, action=action, target=target,
-                         created_at=now or utcnow()))
+    session.add(
+        AuditLog(
+            school_id=staff.school_id if staff else None,
+            staff_id=staff.id if staff else None,
+            action=action,
+            target=target,
+            created_at=now or utcnow(),
+        )
+    )
 
 
 async def flags_newest_first(session: AsyncSession) -> Sequence[Flag]:
     """All flags, newest first (for `leerbot flags list`)."""
-    return (await session.scalars(select(Flag).order_by(Flag.created_at.desc(),
-                                                        Flag.id.desc()))).all()
+    return (
+        await session.scalars(select(Flag).order_by(Flag.created_at.desc(), Flag.id.desc()))
+    ).all()
 
 
 ERASED = "[gewist]"  # what is left where an erased pupil's own words were
@@ -510,8 +689,11 @@ ERASED = "[gewist]"  # what is left where an erased pupil's own words were
 def _pupil_linked() -> list[Any]:
     """Mapped classes with a pupil_id column (except Flag), children before parents."""
     order = {table: i for i, table in enumerate(Base.metadata.sorted_tables)}
-    classes = [m.class_ for m in Base.registry.mappers
-               if "pupil_id" in m.local_table.c and m.class_ is not Flag]
+    classes = [
+        m.class_
+        for m in Base.registry.mappers
+        if "pupil_id" in m.local_table.c and m.class_ is not Flag
+    ]
     return sorted(classes, key=lambda cls: order[cls.__table__], reverse=True)
 
 
@@ -531,8 +713,11 @@ async def erase_pupil_rows(session: AsyncSession, pupil: Pupil) -> None:
         if flag.about:
             flag.about = ERASED
     if flags:
-        await session.execute(delete(Outbox).where(Outbox.flag_id.in_([f.id for f in flags]),
-                                                   Outbox.status != "pending"))
+        await session.execute(
+            delete(Outbox).where(
+                Outbox.flag_id.in_([f.id for f in flags]), Outbox.status != "pending"
+            )
+        )
     for cls in _pupil_linked():  # answer, transcript, run, outbox, reminder, and any new table
         await session.execute(delete(cls).where(cls.pupil_id == pupil.id))
     await session.delete(pupil)

@@ -14,8 +14,12 @@ BACKENDS = ["sqlite", "postgres"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--postgres", default=None, metavar="URL",
-                     help="PostgreSQL URL (postgresql+asyncpg://user@host/db) to also test on")
+    parser.addoption(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL URL (postgresql+asyncpg://user@host/db) to also test on",
+    )
     parser.addoption("--update-goldens", action="store_true", help="rewrite golden files")
 
 

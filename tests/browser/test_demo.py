@@ -1,4 +1,4 @@
-"""`make run` as a person sees it: the demo starts, a pupil joins in the web chat and is answered."""
+"""`make run` as a person sees it: the demo starts; a pupil joins in the web chat."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ from playwright.sync_api import expect, sync_playwright
 from tests.support.sandbox_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -26,12 +32,28 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
     sandbox_port, dashboard_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
-    env |= {"LEERBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
-            "LEERBOT_DASHBOARD_URL": f"http://127.0.0.1:{dashboard_port}",
-            "LEERBOT_RASA_URL": "http://127.0.0.1:9", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "leerbot.cli", "up", "--no-nlu",
-                             "--sandbox-port", str(sandbox_port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env |= {
+        "LEERBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
+        "LEERBOT_DASHBOARD_URL": f"http://127.0.0.1:{dashboard_port}",
+        "LEERBOT_RASA_URL": "http://127.0.0.1:9",
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "leerbot.cli",
+            "up",
+            "--no-nlu",
+            "--sandbox-port",
+            str(sandbox_port),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 90
@@ -45,8 +67,11 @@ def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
     found = re.search(r"demo join link:\s+(\S+)", "".join(lines))
     assert found, "leerbot up did not print a join link:\n" + "".join(lines[-40:])
     try:
-        yield {"chat": f"http://127.0.0.1:{sandbox_port}/", "link": found.group(1),
-               "output": "".join(lines)}
+        yield {
+            "chat": f"http://127.0.0.1:{sandbox_port}/",
+            "link": found.group(1),
+            "output": "".join(lines),
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -15,8 +15,14 @@ from sandbox.echo import build_echo_application, start_echo, stop_echo
 from sandbox.server import running
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TOKEN = "31337:WEBCHAT-test"
 
 
@@ -73,8 +79,9 @@ def chat_url() -> Iterator[str]:
 @pytest.fixture
 def page() -> Iterator[Page]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                             headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         context = browser.new_context(viewport={"width": 400, "height": 820}, locale="nl-BE")
         context.set_default_timeout(10_000)
         try:
@@ -83,8 +90,7 @@ def page() -> Iterator[Page]:
             browser.close()
 
 
-def test_pupil_chats_with_the_echo_bot_and_presses_its_button(chat_url: str,
-                                                              page: Page) -> None:
+def test_pupil_chats_with_the_echo_bot_and_presses_its_button(chat_url: str, page: Page) -> None:
     page.goto(chat_url)
     page.get_by_label("Jouw naam").fill("Noor")
     page.get_by_label("Uitnodigingslink of code").fill("https://t.me/leerbot_bot?start=KLAS5A")

@@ -17,8 +17,9 @@ def texts(messages: list) -> str:
     return "\n".join(m.text or m.caption or "" for m in messages)
 
 
-async def join_and_consent(stack: Stack, name: str = "Noor",
-                           code: str | None = None) -> SimulatedPupil:
+async def join_and_consent(
+    stack: Stack, name: str = "Noor", code: str | None = None
+) -> SimulatedPupil:
     code = code or await stack.seed_class()
     pupil = await stack.pupil(name)
     await pupil.send(f"/start {code}")
@@ -36,13 +37,17 @@ async def db_rows(url: str, pupil_user_id: int) -> dict:
     engine = make_engine(url)
     try:
         async with make_sessions(engine)() as s:
-            pupil = (await s.scalars(select(Pupil).where(
-                Pupil.telegram_user_id == pupil_user_id))).one()
-            answers = {a.step_id: a.value["v"] for a in (await s.scalars(
-                select(Answer).where(Answer.pupil_id == pupil.id))).all()}
+            pupil = (
+                await s.scalars(select(Pupil).where(Pupil.telegram_user_id == pupil_user_id))
+            ).one()
+            answers = {
+                a.step_id: a.value["v"]
+                for a in (await s.scalars(select(Answer).where(Answer.pupil_id == pupil.id))).all()
+            }
             runs = (await s.scalars(select(Run).where(Run.pupil_id == pupil.id))).all()
-            lines = (await s.scalars(select(TranscriptLine).where(
-                TranscriptLine.pupil_id == pupil.id))).all()
+            lines = (
+                await s.scalars(select(TranscriptLine).where(TranscriptLine.pupil_id == pupil.id))
+            ).all()
             return {"pupil": pupil, "answers": answers, "runs": runs, "lines": lines}
     finally:
         await engine.dispose()
@@ -77,8 +82,9 @@ async def test_pupil_joins_finishes_module_and_survives_a_bot_restart(database_u
         await pupil.wait_for_reply()
         await pupil.press("🙂 Fijn")
         replies = await pupil.wait_for_reply()
-        assert "Je bent goed in: Handig met mijn handen, Goed met mensen, Ik hou vol" in \
-            texts(replies)
+        assert "Je bent goed in: Handig met mijn handen, Goed met mensen, Ik hou vol" in texts(
+            replies
+        )
         await pupil.press("Alles")
         await pupil.wait_for_reply()
         await pupil.press("Nee, dank je")
@@ -94,7 +100,8 @@ async def test_pupil_joins_finishes_module_and_survives_a_bot_restart(database_u
         "gevoel": 4,
     }
     assert [(r.module_id, r.status, r.share) for r in rows["runs"]] == [
-        ("wie-ben-ik", "done", "alles")]
+        ("wie-ben-ik", "done", "alles")
+    ]
     assert rows["pupil"].consent_at is not None
     directions = {line.direction for line in rows["lines"]}
     assert directions == {"in", "out"}
@@ -151,8 +158,9 @@ async def test_bad_input_gets_kind_dutch_answers(sqlite_url: str) -> None:
         await pupil.send_media("voice")
         await until(pupil, "Ik kan alleen tekst lezen.")
         # A group chat: refused, nothing stored.
-        await stack.client.send_group_message(user_id=pupil.user_id, chat_id=-100123,
-                                              text=f"/start {code}")
+        await stack.client.send_group_message(
+            user_id=pupil.user_id, chat_id=-100123, text=f"/start {code}"
+        )
         group = await stack.client.wait_chat_messages(-100123)
         assert "Ik werk alleen in een privégesprek" in texts(group)
     rows = await db_rows(sqlite_url, pupil.user_id)
@@ -162,5 +170,6 @@ async def test_bad_input_gets_kind_dutch_answers(sqlite_url: str) -> None:
         users = (await s.scalars(select(Pupil.telegram_user_id))).all()
     await engine.dispose()
     assert users == [pupil.user_id]  # the stranger with a bad code left no trace
-    assert not any(line.text.startswith("/start") and "-100" in line.text
-                   for line in rows["lines"])
+    assert not any(
+        line.text.startswith("/start") and "-100" in line.text for line in rows["lines"]
+    )

@@ -41,15 +41,19 @@ class FakeRasa:
                 status, payload = "200 OK", b"<html>not json</html>"
             else:
                 status = "200 OK"
-                payload = json.dumps({
-                    "text": self.requests[-1],
-                    "intent": {"name": self.intent, "confidence": self.confidence},
-                    "entities": [],
-                    "intent_ranking": [{"name": self.intent, "confidence": self.confidence}],
-                }).encode()
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                         + payload)
+                payload = json.dumps(
+                    {
+                        "text": self.requests[-1],
+                        "intent": {"name": self.intent, "confidence": self.confidence},
+                        "entities": [],
+                        "intent_ranking": [{"name": self.intent, "confidence": self.confidence}],
+                    }
+                ).encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                + payload
+            )
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

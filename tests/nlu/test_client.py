@@ -25,8 +25,11 @@ class Clock:
 
 
 def messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name == "nlu.client" and r.getMessage().startswith(text)]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "nlu.client" and r.getMessage().startswith(text)
+    ]
 
 
 async def test_parse_returns_rasas_intent_when_it_answers() -> None:
@@ -52,7 +55,8 @@ async def test_rasas_nlu_fallback_becomes_out_of_scope() -> None:
 
 
 async def test_a_refused_connection_falls_back_and_logs_once(
-        closed_port_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    closed_port_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="nlu.client")
     client = RasaClient(closed_port_url, timeout=0.5)
     try:
@@ -81,7 +85,8 @@ async def test_a_stalling_rasa_costs_no_more_than_the_timeout() -> None:
 
 
 async def test_the_breaker_skips_rasa_for_a_while_then_finds_it_back(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="nlu.client")
     clock = Clock()
     async with fake_rasa() as rasa:

@@ -26,9 +26,14 @@ LINES = [
 
 def leerbot_nlu(*args: str, rasa_url: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, LEERBOT_RASA_URL=rasa_url, LEERBOT_RASA_TIMEOUT="0.3")
-    return subprocess.Popen([sys.executable, "-m", "leerbot.cli", "nlu", *args], cwd=ROOT,
-                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "leerbot.cli", "nlu", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_parse_prints_one_json_object_per_line_without_rasa(closed_port_url: str) -> None:

@@ -9,8 +9,14 @@ from typing import Any
 from nlu.types import INTENTS, SafetyCategory
 from tests.nlu.conftest import load_yaml, nlu_examples
 
-ALLOWED_COMPONENTS = {"WhitespaceTokenizer", "RegexFeaturizer", "LexicalSyntacticFeaturizer",
-                      "CountVectorsFeaturizer", "DIETClassifier", "FallbackClassifier"}
+ALLOWED_COMPONENTS = {
+    "WhitespaceTokenizer",
+    "RegexFeaturizer",
+    "LexicalSyntacticFeaturizer",
+    "CountVectorsFeaturizer",
+    "DIETClassifier",
+    "FallbackClassifier",
+}
 
 
 def key(text: str) -> str:
@@ -28,17 +34,18 @@ def test_at_least_a_fifth_of_each_intent_is_held_out() -> None:
     train = Counter(intent for intent, _ in nlu_examples("data/nlu.yml"))
     test = Counter(intent for intent, _ in nlu_examples("tests/test_nlu.yml"))
     assert set(test) == set(INTENTS)
-    low = {i: test[i] / (train[i] + test[i]) for i in INTENTS
-           if test[i] / (train[i] + test[i]) < 0.2}
+    low = {
+        i: test[i] / (train[i] + test[i]) for i in INTENTS if test[i] / (train[i] + test[i]) < 0.2
+    }
     assert low == {}
 
 
-def test_held_out_texts_never_appear_in_training(crisis_set: dict[str, Any],
-                                                 casual_set: list[str]) -> None:
+def test_held_out_texts_never_appear_in_training(
+    crisis_set: dict[str, Any], casual_set: list[str]
+) -> None:
     train = {key(text) for _, text in nlu_examples("data/nlu.yml")}
     held_out = [text for _, text in nlu_examples("tests/test_nlu.yml")]
-    held_out += [i["text"] for part in ("crisis", "concern", "check_in")
-                 for i in crisis_set[part]]
+    held_out += [i["text"] for part in ("crisis", "concern", "check_in") for i in crisis_set[part]]
     held_out += casual_set
     assert [t for t in held_out if key(t) in train] == []
 
@@ -48,14 +55,19 @@ def test_training_has_no_duplicates() -> None:
     assert [t for t, n in texts.items() if n > 1] == []
 
 
-def test_safety_sets_are_large_enough_and_labelled(crisis_set: dict[str, Any],
-                                                  casual_set: list[str]) -> None:
+def test_safety_sets_are_large_enough_and_labelled(
+    crisis_set: dict[str, Any], casual_set: list[str]
+) -> None:
     assert len(crisis_set["crisis"]) >= 60
     assert len(casual_set) >= 40
     categories = {SafetyCategory(i["category"]) for i in crisis_set["crisis"]}
-    assert categories == {SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM,
-                          SafetyCategory.HOME_VIOLENCE, SafetyCategory.SEXUAL_ABUSE,
-                          SafetyCategory.ACUTE_DANGER}
+    assert categories == {
+        SafetyCategory.SUICIDAL,
+        SafetyCategory.SELF_HARM,
+        SafetyCategory.HOME_VIOLENCE,
+        SafetyCategory.SEXUAL_ABUSE,
+        SafetyCategory.ACUTE_DANGER,
+    }
 
 
 def test_domain_lists_exactly_the_shared_intents() -> None:

@@ -40,9 +40,12 @@ async def test_rasa_parses_pupil_chat_through_the_client(rasa_url: str) -> None:
     assert client.available
 
 
-async def test_held_out_evaluation(rasa_url: str, crisis_set: dict[str, Any],
-                                   casual_set: list[str],
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+async def test_held_out_evaluation(
+    rasa_url: str,
+    crisis_set: dict[str, Any],
+    casual_set: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     client = RasaClient(rasa_url, timeout=5)
     latencies: list[float] = []
 
@@ -101,13 +104,15 @@ async def test_held_out_evaluation(rasa_url: str, crisis_set: dict[str, Any],
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     with capsys.disabled():
-        print(f"\nNLU evaluation ({RESULTS.relative_to(ROOT)}): accuracy "
-              f"{figures['intent_accuracy']:.3f} on {len(examples)} held-out examples; crisis "
-              f"recall {figures['crisis_recall_combined']:.3f} combined "
-              f"({figures['crisis_recall_rasa_intent_alone']:.3f} Rasa alone); false crises "
-              f"{len(false_crises)}/{len(casual_set)} casual, "
-              f"{len(normal_false_crises)} on normal messages; parse p50 "
-              f"{figures['parse_ms_p50']} ms")
+        print(
+            f"\nNLU evaluation ({RESULTS.relative_to(ROOT)}): accuracy "
+            f"{figures['intent_accuracy']:.3f} on {len(examples)} held-out examples; crisis "
+            f"recall {figures['crisis_recall_combined']:.3f} combined "
+            f"({figures['crisis_recall_rasa_intent_alone']:.3f} Rasa alone); false crises "
+            f"{len(false_crises)}/{len(casual_set)} casual, "
+            f"{len(normal_false_crises)} on normal messages; parse p50 "
+            f"{figures['parse_ms_p50']} ms"
+        )
 
     assert figures["intent_accuracy"] >= MIN_ACCURACY, figures["confusions"]
     assert missed == []
@@ -117,8 +122,14 @@ async def test_held_out_evaluation(rasa_url: str, crisis_set: dict[str, Any],
 
 def test_train_is_idempotent_and_prints_the_model(rasa_url: str) -> None:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "leerbot.cli", "nlu", "train"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "leerbot.cli", "nlu", "train"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     printed = Path(done.stdout.strip().splitlines()[-1])
     assert printed == lifecycle.model_path()

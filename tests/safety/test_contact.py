@@ -24,7 +24,11 @@ async def test_a_contact_request_from_the_menu_reaches_the_class_teacher(world: 
     assert "Wat wil je doen?" in said  # back in the menu
     [flag] = await world.flags()
     assert (flag.kind, flag.target, flag.urgent, flag.about) == (
-        "contactvraag", "leerkracht", True, "over mijn stage")
+        "contactvraag",
+        "leerkracht",
+        True,
+        "over mijn stage",
+    )
     [notice] = await world.messages(AN)
     assert f"Dringende contactvraag #{flag.id}" in notice.text
     assert "de klastitularis" in notice.text
@@ -70,7 +74,8 @@ async def test_a_request_for_the_counsellor_or_clb_goes_to_the_counsellors(world
 
 
 async def test_asking_again_updates_the_open_request_and_urgency_tells_the_teacher_again(
-        world: World) -> None:
+    world: World,
+) -> None:
     pupil = world.pupil("Noor", 1001)
     await pupil.join()
     for urgency in ("Nee, het kan wachten", "Nee, het kan wachten", "Ja, het is dringend"):
@@ -86,7 +91,8 @@ async def test_asking_again_updates_the_open_request_and_urgency_tells_the_teach
 
 
 async def test_a_class_without_a_teacher_account_sends_the_request_to_the_counsellors(
-        world: World) -> None:
+    world: World,
+) -> None:
     from store.models import SchoolClass
 
     async with world.conversation.sessions.begin() as session:

@@ -25,7 +25,8 @@ async def to_open_step(pupil: PupilChat) -> None:
 
 
 async def test_crisis_in_the_middle_of_a_module_gets_help_lines_and_an_urgent_flag(
-        world: World) -> None:
+    world: World,
+) -> None:
     pupil = world.pupil("Noor", 1001)
     await pupil.join()
     await to_open_step(pupil)
@@ -38,8 +39,11 @@ async def test_crisis_in_the_middle_of_a_module_gets_help_lines_and_an_urgent_fl
     assert "1813, dag en nacht" in said
     assert "102" in said
     assert "Je mag mij altijd opnieuw schrijven." in said
-    assert got[-1].labels == ["Ik ben nu in gevaar", "Toon alle hulplijnen",
-                              "Ik wil verder praten"]
+    assert got[-1].labels == [
+        "Ik ben nu in gevaar",
+        "Toon alle hulplijnen",
+        "Ik wil verder praten",
+    ]
     assert all(m.priority == 0 for m in got)
     assert "Vraag 4 van 5" not in said  # the module does not carry on
     async with world.conversation.sessions() as session:
@@ -50,8 +54,11 @@ async def test_crisis_in_the_middle_of_a_module_gets_help_lines_and_an_urgent_fl
     assert (flag.kind, flag.urgent, flag.state) == ("crisis", True, "open")
     assert flag.category is not None
     assert flag.evidence["items"]
-    assert flag.context["lines"][-1] == {"at": flag.context["lines"][-1]["at"], "dir": "in",
-                                         "text": CRISIS}
+    assert flag.context["lines"][-1] == {
+        "at": flag.context["lines"][-1]["at"],
+        "dir": "in",
+        "text": CRISIS,
+    }
     assert flag.notified_at is not None
 
     # The counsellor with a linked Telegram account is told at once, without the pupil's words.
@@ -107,7 +114,8 @@ async def test_help_buttons_still_work_after_the_crisis_reply(world: World) -> N
 
 
 async def test_a_second_crisis_message_updates_the_open_flag_without_new_notices(
-        world: World) -> None:
+    world: World,
+) -> None:
     pupil = world.pupil("Noor", 1001)
     await pupil.join()
     await pupil.send(CRISIS)
@@ -120,23 +128,24 @@ async def test_a_second_crisis_message_updates_the_open_flag_without_new_notices
     assert await world.messages(SARA) == []
 
 
-async def test_an_unlinked_counsellor_gets_nothing_and_the_flag_still_stands(
-        world: World) -> None:
+async def test_an_unlinked_counsellor_gets_nothing_and_the_flag_still_stands(world: World) -> None:
     pupil = world.pupil("Noor", 1001)
     await pupil.join()
     await pupil.send(CRISIS)
 
     [flag] = await world.flags()
     async with world.conversation.sessions() as session:
-        rows = (await session.scalars(select(Outbox).where(
-            Outbox.staff_id == world.ids["mo"]))).all()
+        rows = (
+            await session.scalars(select(Outbox).where(Outbox.staff_id == world.ids["mo"]))
+        ).all()
     assert rows == []  # Mo has no linked Telegram account
     assert flag.state == "open"
     assert len(await world.messages(SARA)) == 1
 
 
 async def test_a_crisis_nobody_acknowledges_is_escalated_once_to_counsellors_and_admins(
-        world: World) -> None:
+    world: World,
+) -> None:
     pupil = world.pupil("Noor", 1001)
     await pupil.join()
     await pupil.send(CRISIS)
@@ -175,8 +184,9 @@ async def test_an_acknowledged_crisis_is_not_escalated(world: World) -> None:
     await pupil.send(CRISIS)
     [flag] = await world.flags()
     async with world.conversation.sessions.begin() as session:
-        await relay.acknowledge(session, flag_id=flag.id, staff=await world.staff("sara"),
-                                now=world.clock())
+        await relay.acknowledge(
+            session, flag_id=flag.id, staff=await world.staff("sara"), now=world.clock()
+        )
 
     world.clock.advance(minutes=20)
     assert await world.net.tick() == (0, 0)
@@ -220,10 +230,14 @@ async def test_the_consent_tells_the_pupil_what_a_counsellor_will_see(world: Wor
     pupil = world.pupil("Noor", 1001)
     await pupil.send(f"/start {world.codes['5A']}")
     consent = text_of(await pupil.press("13 of ouder"))
-    assert "Schrijf je dat je niet veilig bent? Dan laat ik dat weten aan de " \
-           "leerlingenbegeleider. Ook als je het privé zet." in consent
-    assert "Die ziet dan je laatste berichten aan mij, maar niet je antwoorden " \
-           "'alleen voor mij'." in consent
+    assert (
+        "Schrijf je dat je niet veilig bent? Dan laat ik dat weten aan de "
+        "leerlingenbegeleider. Ook als je het privé zet." in consent
+    )
+    assert (
+        "Die ziet dan je laatste berichten aan mij, maar niet je antwoorden "
+        "'alleen voor mij'." in consent
+    )
 
 
 async def test_text_after_the_crisis_reply_gets_help_not_a_puzzled_bot(world: World) -> None:
@@ -236,8 +250,11 @@ async def test_text_after_the_crisis_reply_gets_help_not_a_puzzled_bot(world: Wo
     assert after.text.startswith("Dank je dat je het mij vertelt.")
     assert "1813, dag en nacht" in after.text
     assert "begrijp" not in after.text
-    assert after.labels == ["Toon alle hulplijnen", "Ik wil met iemand praten",
-                            "Ik wil verder praten"]
+    assert after.labels == [
+        "Toon alle hulplijnen",
+        "Ik wil met iemand praten",
+        "Ik wil verder praten",
+    ]
     assert "Met wie wil je praten?" in text_of(await pupil.press("Ik wil met iemand praten"))
     assert len(await world.flags()) == 1  # no second flag: the first one still stands
 

@@ -30,8 +30,20 @@ def button(label: str) -> Callable[[BotMessage], bool]:
 
 async def link_staff(stack: Stack, name: str, email: str, role: str) -> SimulatedPupil:
     """A staff account made with the CLI and linked to a Telegram user with its code."""
-    await stack.cli_ok("staff", "add", "--school", SCHOOL, "--email", email, "--name", name,
-                       "--role", role, "--password-stdin", stdin="correct horse battery\n")
+    await stack.cli_ok(
+        "staff",
+        "add",
+        "--school",
+        SCHOOL,
+        "--email",
+        email,
+        "--name",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+        stdin="correct horse battery\n",
+    )
     code = (await stack.cli_ok("staff", "link", "--email", email)).strip()
     user = await stack.pupil(name.split()[0])
     await user.send(f"/start {code}")
@@ -120,7 +132,8 @@ async def rasa_down(mode: str) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("rasa", ["refused", "hanging"])
 async def test_crisis_mid_module_reaches_the_counsellor_who_talks_with_the_pupil(
-        database_url: str, rasa: str) -> None:
+    database_url: str, rasa: str
+) -> None:
     async with rasa_down(rasa) as rasa_url, stack_for(database_url, rasa_url=rasa_url) as stack:
         code = await stack.seed_class()
         sara = await link_staff(stack, "Sara Janssens", "sara@school.be", "counsellor")
@@ -133,15 +146,23 @@ async def test_crisis_mid_module_reaches_the_counsellor_who_talks_with_the_pupil
         assert "Dank je dat je mij dit vertelt." in lines.content
         assert "112" in lines.content
         menu = await pupil.wait_for(has("Ik ben een computerprogramma."))
-        assert menu.labels == ["Ik ben nu in gevaar", "Toon alle hulplijnen",
-                               "Ik wil verder praten"]
+        assert menu.labels == [
+            "Ik ben nu in gevaar",
+            "Toon alle hulplijnen",
+            "Ik wil verder praten",
+        ]
 
         [flag] = await flags(stack)
         assert (flag["type"], flag["urgency"], flag["state"], flag["class"]) == (
-            "crisis", "urgent", "open", "5A")
+            "crisis",
+            "urgent",
+            "open",
+            "5A",
+        )
         number = flag["id"]
-        notice = await sara.wait_for(has(f"crisismelding #{number}"),
-                                     timeout=5.0 - (time.monotonic() - started))
+        notice = await sara.wait_for(
+            has(f"crisismelding #{number}"), timeout=5.0 - (time.monotonic() - started)
+        )
         assert "Klas: 5A" in notice.content
         assert f"/meldingen/{number}" in notice.content
         assert "dood" not in notice.content
@@ -170,7 +191,8 @@ async def test_crisis_mid_module_reaches_the_counsellor_who_talks_with_the_pupil
 
 
 async def test_a_crisis_nobody_picks_up_is_escalated_to_counsellors_and_admins(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     env = {"LEERBOT_ESCALATION_MINUTES": "0.03"}  # 1.8 s instead of 15 minutes
     async with stack_for(database_url, extra_env=env) as stack:
         code = await stack.seed_class()
@@ -194,7 +216,8 @@ async def test_a_crisis_nobody_picks_up_is_escalated_to_counsellors_and_admins(
 
 
 async def test_a_reply_to_a_pupil_who_blocked_the_bot_is_recorded_as_not_delivered(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     async with stack_for(database_url) as stack:
         code = await stack.seed_class()
         sara = await link_staff(stack, "Sara Janssens", "sara@school.be", "counsellor")
@@ -217,7 +240,8 @@ async def test_a_reply_to_a_pupil_who_blocked_the_bot_is_recorded_as_not_deliver
 
 
 async def test_a_contact_request_from_the_menu_notifies_the_linked_class_teacher(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     async with stack_for(database_url) as stack:
         code = await stack.seed_class()  # teacher an@school.be for 5A
         code_out = (await stack.cli_ok("staff", "link", "--email", "an@school.be")).strip()
@@ -247,5 +271,8 @@ async def test_a_contact_request_from_the_menu_notifies_the_linked_class_teacher
         assert "punten" not in notice.content
         [flag] = await flags(stack)
         assert (flag["type"], flag["target"], flag["state"]) == (
-            "contactvraag", "leerkracht", "open")
+            "contactvraag",
+            "leerkracht",
+            "open",
+        )
         assert not any("Contactvraag" in m.content for m in mo.messages)  # teacher's request

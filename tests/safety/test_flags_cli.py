@@ -16,8 +16,14 @@ async def leerbot(url: str, *args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
     env["LEERBOT_DATABASE_URL"] = url
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "leerbot.cli", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "leerbot.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     return int(proc.returncode or 0), out.decode(), err.decode()
 
@@ -32,16 +38,24 @@ async def test_flags_list_json_shows_open_and_closed_flags_newest_first(world: W
     await pupil.send("ik wil dood")
     contact, crisis = await world.flags()
     async with world.conversation.sessions.begin() as session:
-        await relay.close(session, flag_id=contact.id, staff=await world.staff("sara"),
-                          note="Doorverwezen naar het CLB.", now=world.clock(),
-                          catalog=world.catalog, secret=world.settings.secret)
+        await relay.close(
+            session,
+            flag_id=contact.id,
+            staff=await world.staff("sara"),
+            note="Doorverwezen naar het CLB.",
+            now=world.clock(),
+            catalog=world.catalog,
+            secret=world.settings.secret,
+        )
 
     code, out, err = await leerbot(world.url, "flags", "list", "--json")
 
     assert code == 0, err
     rows: list[dict[str, Any]] = json.loads(out)
     assert [(r["id"], r["type"], r["urgency"], r["state"]) for r in rows] == [
-        (crisis.id, "crisis", "urgent", "open"), (contact.id, "contactvraag", "normal", "closed")]
+        (crisis.id, "crisis", "urgent", "open"),
+        (contact.id, "contactvraag", "normal", "closed"),
+    ]
     newest, closed = rows
     assert newest["pupil"] == crisis.pupil_pseudonym
     assert newest["class"] == "5A"

@@ -19,10 +19,13 @@ def lines(category: SafetyCategory | None, region: str = "BE") -> str:
     return crisis_helplines(Context(catalog=CATALOG, region=region), category)
 
 
-@pytest.mark.parametrize("category", [None, SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM,
-                                      SafetyCategory.ACUTE_DANGER])
+@pytest.mark.parametrize(
+    "category",
+    [None, SafetyCategory.SUICIDAL, SafetyCategory.SELF_HARM, SafetyCategory.ACUTE_DANGER],
+)
 def test_suicidal_self_harm_and_danger_get_112_1813_and_awel(
-        category: SafetyCategory | None) -> None:
+    category: SafetyCategory | None,
+) -> None:
     said = lines(category)
     assert "Bel 112" in said
     assert "1813, dag en nacht" in said

@@ -59,11 +59,19 @@ class Message:
 
 def _message(row: Outbox) -> Message:
     payload = row.payload
-    buttons = {b["text"]: b.get("callback_data", "")
-               for line in (payload.get("reply_markup") or {}).get("inline_keyboard", [])
-               for b in line}
-    return Message(row.id, row.method, payload.get("text") or payload.get("caption") or "",
-                   buttons, row.priority, row.flag_id)
+    buttons = {
+        b["text"]: b.get("callback_data", "")
+        for line in (payload.get("reply_markup") or {}).get("inline_keyboard", [])
+        for b in line
+    }
+    return Message(
+        row.id,
+        row.method,
+        payload.get("text") or payload.get("caption") or "",
+        buttons,
+        row.priority,
+        row.flag_id,
+    )
 
 
 @dataclass
@@ -90,8 +98,13 @@ class World:
         """Bot API calls queued for this chat (only those after the last look when `new`)."""
         after = self._seen.get(chat_id, 0) if new else 0
         async with self.conversation.sessions() as session:
-            rows = (await session.scalars(select(Outbox).where(
-                Outbox.chat_id == chat_id, Outbox.id > after).order_by(Outbox.id))).all()
+            rows = (
+                await session.scalars(
+                    select(Outbox)
+                    .where(Outbox.chat_id == chat_id, Outbox.id > after)
+                    .order_by(Outbox.id)
+                )
+            ).all()
         if rows and new:
             self._seen[chat_id] = rows[-1].id
         return [_message(r) for r in rows]
@@ -120,8 +133,13 @@ class PupilChat:
         self.last: list[Message] = []
 
     async def _handle(self, **kw: Any) -> list[Message]:
-        incoming = Incoming(update_id=self.world.next_update(), user_id=self.user_id,
-                            chat_id=self.user_id, first_name=self.name, **kw)
+        incoming = Incoming(
+            update_id=self.world.next_update(),
+            user_id=self.user_id,
+            chat_id=self.user_id,
+            first_name=self.name,
+            **kw,
+        )
         await self.world.conversation.handle(incoming)
         got = await self.world.messages(self.user_id)
         if got:
@@ -135,8 +153,10 @@ class PupilChat:
             return await self._handle(kind="command", command=head, args=args, text=text)
         conversation = self.world.conversation
         if parse is not None:
+
             async def recorded(_text: str) -> Parse | None:
                 return parse
+
             conversation.parse = recorded
         try:
             return await self._handle(kind="text", text=text)
@@ -149,8 +169,11 @@ class PupilChat:
     async def press(self, label: str) -> list[Message]:
         for message in reversed(await self.world.messages(self.user_id, new=False)):
             if label in message.buttons:
-                return await self._handle(kind="callback", callback_data=message.buttons[label],
-                                          message_id=message.row_id)
+                return await self._handle(
+                    kind="callback",
+                    callback_data=message.buttons[label],
+                    message_id=message.row_id,
+                )
         raise AssertionError(f"{self.name}: no button {label!r}")
 
     async def pupil_row(self) -> Pupil:
@@ -180,27 +203,39 @@ async def build_world(url: str, *, region: str = "BE", escalation_minutes: float
     engine = make_engine(url)
     sessions = make_sessions(engine)
     catalog = load_catalog()
-    settings = Settings(database_url=url, dashboard_url=DASHBOARD,
-                        escalation_minutes=escalation_minutes)
+    settings = Settings(
+        database_url=url, dashboard_url=DASHBOARD, escalation_minutes=escalation_minutes
+    )
     clock = Clock()
-    conversation = Conversation(sessions=sessions, catalog=catalog, secret=settings.secret,
-                                clock=clock)
+    conversation = Conversation(
+        sessions=sessions, catalog=catalog, secret=settings.secret, clock=clock
+    )
     net = SafetyNet(settings=settings, sessions=sessions, secret=settings.secret, clock=clock)
     attach(conversation, net)
-    world = World(url=url, engine=engine, settings=settings, catalog=catalog, clock=clock,
-                  conversation=conversation, net=net)
+    world = World(
+        url=url,
+        engine=engine,
+        settings=settings,
+        catalog=catalog,
+        clock=clock,
+        conversation=conversation,
+        net=net,
+    )
     async with sessions.begin() as session:
         school = await repo.add_school(session, name="Sint-Jozef VTI", region=region)
         other = await repo.add_school(session, name="Andere School")
-        people = [("sara", school, "sara@sj.be", "Sara Janssens", "counsellor", SARA),
-                  ("mo", school, "mo@sj.be", "Mo Benali", "counsellor", None),
-                  ("dirk", school, "dirk@sj.be", "Dirk Claes", "admin", DIRK),
-                  ("an", school, "an@sj.be", "An Peeters", "teacher", AN),
-                  ("bart", school, "bart@sj.be", "Bart Smet", "teacher", BART),
-                  ("other", other, "eva@andere.be", "Eva Wouters", "counsellor", OTHER)]
+        people = [
+            ("sara", school, "sara@sj.be", "Sara Janssens", "counsellor", SARA),
+            ("mo", school, "mo@sj.be", "Mo Benali", "counsellor", None),
+            ("dirk", school, "dirk@sj.be", "Dirk Claes", "admin", DIRK),
+            ("an", school, "an@sj.be", "An Peeters", "teacher", AN),
+            ("bart", school, "bart@sj.be", "Bart Smet", "teacher", BART),
+            ("other", other, "eva@andere.be", "Eva Wouters", "counsellor", OTHER),
+        ]
         for key, sch, email, name, role, telegram in people:
-            staff = await repo.add_staff(session, school=sch, email=email, name=name, role=role,
-                                         password_hash=None)
+            staff = await repo.add_staff(
+                session, school=sch, email=email, name=name, role=role, password_hash=None
+            )
             staff.telegram_user_id = telegram
             world.ids[key] = staff.id
         an = await session.get(Staff, world.ids["an"])
@@ -215,4 +250,3 @@ async def build_world(url: str, *, region: str = "BE", escalation_minutes: float
         world.ids["school"] = school.id
         world.ids["other_school"] = other.id
     return world
-

@@ -34,8 +34,9 @@ from tests.support.sandbox_server import serving
 
 
 def keyboard(*labels: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=f"cb:{label}")
-                                  for label in labels]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=f"cb:{label}") for label in labels]]
+    )
 
 
 async def drain(bot: telegram.Bot) -> list[Update]:
@@ -46,8 +47,9 @@ async def drain(bot: telegram.Bot) -> list[Update]:
     return updates
 
 
-async def started_pupil(client: SandboxClient, bot: telegram.Bot,
-                        name: str = "Noor") -> SimulatedPupil:
+async def started_pupil(
+    client: SandboxClient, bot: telegram.Bot, name: str = "Noor"
+) -> SimulatedPupil:
     """A pupil who pressed Start, with the queue emptied."""
     pupil = await client.create_pupil(name)
     await pupil.send("/start")
@@ -82,13 +84,17 @@ async def test_unknown_method_and_bad_tokens_answer_like_telegram(url: str, toke
         unknown = await http.post(f"/bot{token}/sendTelepathy", json={})
         malformed = await http.get("/botnot-a-token/getMe")
     assert unknown.status_code == 404
-    assert unknown.json() == {"ok": False, "error_code": 404,
-                              "description": "Not Found: method not found"}
+    assert unknown.json() == {
+        "ok": False,
+        "error_code": 404,
+        "description": "Not Found: method not found",
+    }
     assert malformed.status_code == 404
 
     fixed = create_app(token="1:RIGHT")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fixed),
-                                 base_url="http://sandbox") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=fixed), base_url="http://sandbox"
+    ) as http:
         wrong = await http.get("/bot2:WRONG/getMe")
         right = await http.get("/bot1:RIGHT/getMe")
     assert wrong.status_code == 401
@@ -99,21 +105,26 @@ async def test_unknown_method_and_bad_tokens_answer_like_telegram(url: str, toke
             await telegram.Bot("2:WRONG", base_url=f"{fixed_url}/bot").get_me()
 
 
-async def test_methods_accept_query_json_and_form_parameters(url: str, token: str,
-                                                             client: SandboxClient,
-                                                             bot: telegram.Bot) -> None:
+async def test_methods_accept_query_json_and_form_parameters(
+    url: str, token: str, client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     async with httpx.AsyncClient(base_url=f"{url}/bot{token}") as http:
-        by_query = await http.get("/sendMessage", params={"chat_id": pupil.chat_id,
-                                                          "text": "123"})
+        by_query = await http.get("/sendMessage", params={"chat_id": pupil.chat_id, "text": "123"})
         by_json = await http.post("/sendmessage", json={"chat_id": pupil.chat_id, "text": "json"})
-        by_form = await http.post("/sendMessage", data={
-            "chat_id": str(pupil.chat_id), "text": "form",
-            "reply_markup": '{"inline_keyboard": [[{"text": "Ok", "callback_data": "ok"}]]}'})
+        by_form = await http.post(
+            "/sendMessage",
+            data={
+                "chat_id": str(pupil.chat_id),
+                "text": "form",
+                "reply_markup": '{"inline_keyboard": [[{"text": "Ok", "callback_data": "ok"}]]}',
+            },
+        )
     assert by_query.json()["result"]["text"] == "123"  # text stays text
     assert by_json.json()["result"]["text"] == "json"
     assert by_form.json()["result"]["reply_markup"] == {
-        "inline_keyboard": [[{"text": "Ok", "callback_data": "ok"}]]}
+        "inline_keyboard": [[{"text": "Ok", "callback_data": "ok"}]]
+    }
     ids = [r.json()["result"]["message_id"] for r in (by_query, by_json, by_form)]
     assert ids == sorted(ids)
     assert len(set(ids)) == 3
@@ -123,7 +134,8 @@ async def test_methods_accept_query_json_and_form_parameters(url: str, token: st
 
 
 async def test_pupil_message_reaches_get_updates_with_a_command_entity(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await client.create_pupil("Noor", username="noor_x")
     await pupil.send("/start KLAS5A")
     (update,) = await bot.get_updates(timeout=1)
@@ -138,7 +150,8 @@ async def test_pupil_message_reaches_get_updates_with_a_command_entity(
 
 
 async def test_get_updates_long_poll_wakes_as_soon_as_an_update_is_queued(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await client.create_pupil("Yusuf")
     poll = asyncio.create_task(bot.get_updates(timeout=20))
     await asyncio.sleep(0.2)
@@ -151,7 +164,8 @@ async def test_get_updates_long_poll_wakes_as_soon_as_an_update_is_queued(
 
 
 async def test_confirmed_updates_are_dropped_once_offset_passes_them(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await client.create_pupil("Lotte")
     for text in ("een", "twee", "drie"):
         await pupil.send(text)
@@ -166,7 +180,8 @@ async def test_confirmed_updates_are_dropped_once_offset_passes_them(
 
 
 async def test_allowed_updates_filters_what_the_bot_receives(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     await bot.send_message(pupil.chat_id, "Kies", reply_markup=keyboard("A"))
     await pupil.send("tekst")
@@ -177,7 +192,8 @@ async def test_allowed_updates_filters_what_the_bot_receives(
 
 
 async def test_group_chat_updates_have_group_type_and_negative_ids(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await client.create_pupil("Sam")
     await client.send_group_message(user_id=pupil.user_id, chat_id=-4242, text="/start@bot x")
     group = await client.create_chat(chat_type="supergroup", title="5A")
@@ -197,23 +213,26 @@ async def test_group_chat_updates_have_group_type_and_negative_ids(
 
 
 async def test_raw_update_is_queued_as_is_with_a_fresh_update_id(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     update_id = await client.send_raw_update({"message": {"weird": True}})
     given = await client.send_raw_update({"update_id": update_id + 50, "poll": None})
     async with httpx.AsyncClient(base_url=client.base_url) as http:
         raw = (await http.get(f"/bot{bot.token}/getUpdates")).json()["result"]
-    assert raw == [{"update_id": update_id, "message": {"weird": True}},
-                   {"update_id": update_id + 50, "poll": None}]
+    assert raw == [
+        {"update_id": update_id, "message": {"weird": True}},
+        {"update_id": update_id + 50, "poll": None},
+    ]
     assert given == update_id + 50
 
 
 async def test_pupil_media_edits_and_blocking_are_well_formed_updates(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await client.create_pupil("Mila")
     message_id = await pupil.send("eerst dit")
     await pupil.edit(message_id, "toch dit")
-    for kind in ("sticker", "photo", "voice", "document", "location", "poll", "contact",
-                 "video"):
+    for kind in ("sticker", "photo", "voice", "document", "location", "poll", "contact", "video"):
         await pupil.send_media(kind)
     await pupil.block()
     updates = await bot.get_updates(timeout=0)
@@ -223,26 +242,35 @@ async def test_pupil_media_edits_and_blocking_are_well_formed_updates(
     media = [u.message for u in updates[2:10]]
     assert all(m is not None for m in media)
     kinds = [m.effective_attachment.__class__.__name__ for m in media if m is not None]
-    assert kinds == ["Sticker", "tuple", "Voice", "Document", "Location", "Poll", "Contact",
-                     "Video"]
+    assert kinds == [
+        "Sticker",
+        "tuple",
+        "Voice",
+        "Document",
+        "Location",
+        "Poll",
+        "Contact",
+        "Video",
+    ]
     photo = media[1]
     assert photo is not None
     file = await bot.get_file(photo.photo[-1].file_id)
     assert bytes(await file.download_as_bytearray()) == PHOTO_PNG
     member = updates[10].my_chat_member
     assert member is not None
-    assert (member.old_chat_member.status, member.new_chat_member.status) == ("member",
-                                                                              "kicked")
+    assert (member.old_chat_member.status, member.new_chat_member.status) == ("member", "kicked")
 
 
 # ------------------------------------------------------------------ sending
 
 
 async def test_send_message_returns_a_telegram_shaped_message(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
-    first = await bot.send_message(pupil.chat_id, "Welkom!", reply_markup=keyboard("Ja", "Nee"),
-                                   disable_notification=True)
+    first = await bot.send_message(
+        pupil.chat_id, "Welkom!", reply_markup=keyboard("Ja", "Nee"), disable_notification=True
+    )
     second = await bot.send_message(pupil.chat_id, "Tweede", reply_to_message_id=first.id)
     assert first.from_user is not None
     assert first.from_user.id == bot.id
@@ -259,18 +287,22 @@ async def test_send_message_returns_a_telegram_shaped_message(
 
 
 async def test_reply_keyboards_are_shown_to_the_pupil_until_removed(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
-    await bot.send_message(pupil.chat_id, "Hoe gaat het?",
-                           reply_markup=ReplyKeyboardMarkup([["Goed", "Slecht"]],
-                                                            one_time_keyboard=True))
+    await bot.send_message(
+        pupil.chat_id,
+        "Hoe gaat het?",
+        reply_markup=ReplyKeyboardMarkup([["Goed", "Slecht"]], one_time_keyboard=True),
+    )
     await pupil.wait_for_reply()
     assert pupil.reply_keyboard == [["Goed", "Slecht"]]
     await pupil.press("Goed")  # a reply-keyboard button sends its label
     assert pupil.reply_keyboard is None  # one-time keyboards fold away once used
     assert (await client.chat_messages(pupil.chat_id))["keyboard"] is None
-    await bot.send_message(pupil.chat_id, "Nog eens?",
-                           reply_markup=ReplyKeyboardMarkup([["Ja", "Nee"]]))
+    await bot.send_message(
+        pupil.chat_id, "Nog eens?", reply_markup=ReplyKeyboardMarkup([["Ja", "Nee"]])
+    )
     await pupil.wait_for_reply()
     (update,) = await bot.get_updates(timeout=1)
     assert update.message is not None
@@ -286,22 +318,39 @@ async def test_reply_keyboards_are_shown_to_the_pupil_until_removed(
     assert [m["force_reply"] for m in timeline["messages"][-2:]] == [True, False]
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"text": " "}, "Message text is empty"),
-    ({"text": "x" * 4097}, "Message is too long"),
-    ({"text": "ok", "reply_markup": InlineKeyboardMarkup(
-        [[InlineKeyboardButton("lang", callback_data="x" * 65)]])}, "Button_data_invalid"),
-    ({"text": "ok", "reply_markup": InlineKeyboardMarkup(
-        [[InlineKeyboardButton("leeg")]])}, "Button_data_invalid"),
-    ({"text": "<b>open", "parse_mode": "HTML"},
-     'Can\'t parse entities: can\'t find end tag corresponding to start tag "b"'),
-    ({"text": "Klaar.", "parse_mode": "MarkdownV2"},
-     "Can't parse entities: character '.' is reserved and must be escaped with the "
-     "preceding '\\'"),
-    ({"text": "ok", "reply_to_message_id": 999}, "Message to be replied not found"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"text": " "}, "Message text is empty"),
+        ({"text": "x" * 4097}, "Message is too long"),
+        (
+            {
+                "text": "ok",
+                "reply_markup": InlineKeyboardMarkup(
+                    [[InlineKeyboardButton("lang", callback_data="x" * 65)]]
+                ),
+            },
+            "Button_data_invalid",
+        ),
+        (
+            {"text": "ok", "reply_markup": InlineKeyboardMarkup([[InlineKeyboardButton("leeg")]])},
+            "Button_data_invalid",
+        ),
+        (
+            {"text": "<b>open", "parse_mode": "HTML"},
+            "Can't parse entities: can't find end tag corresponding to start tag \"b\"",
+        ),
+        (
+            {"text": "Klaar.", "parse_mode": "MarkdownV2"},
+            "Can't parse entities: character '.' is reserved and must be escaped with the "
+            "preceding '\\'",
+        ),
+        ({"text": "ok", "reply_to_message_id": 999}, "Message to be replied not found"),
+    ],
+)
 async def test_invalid_messages_raise_bad_request_with_telegrams_words(
-        client: SandboxClient, bot: telegram.Bot, kwargs: dict[str, Any], error: str) -> None:
+    client: SandboxClient, bot: telegram.Bot, kwargs: dict[str, Any], error: str
+) -> None:
     pupil = await started_pupil(client, bot)
     with pytest.raises(BadRequest) as info:
         await bot.send_message(pupil.chat_id, **kwargs)
@@ -314,7 +363,8 @@ async def test_invalid_messages_raise_bad_request_with_telegrams_words(
 
 
 async def test_unreachable_chats_raise_forbidden_or_chat_not_found(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     never_started = await client.create_pupil("Stil")
     with pytest.raises(Forbidden, match=r"^Forbidden: bot can't initiate conversation with a "):
         await bot.send_message(never_started.chat_id, "hallo")
@@ -329,38 +379,50 @@ async def test_unreachable_chats_raise_forbidden_or_chat_not_found(
 
 
 async def test_html_and_markdown_become_plain_text_with_entities(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
-    html = await bot.send_message(pupil.chat_id, '<b>Vet</b> &amp; <a href="https://x.be">link'
-                                  "</a> 🎉 <i>schuin</i>", parse_mode="HTML")
+    html = await bot.send_message(
+        pupil.chat_id,
+        '<b>Vet</b> &amp; <a href="https://x.be">link</a> 🎉 <i>schuin</i>',
+        parse_mode="HTML",
+    )
     assert html.text == "Vet & link 🎉 schuin"
     assert [(e.type, e.offset, e.length) for e in html.entities] == [
-        ("bold", 0, 3), ("text_link", 6, 4), ("italic", 14, 6)]  # 🎉 is two UTF-16 units
-    md = await bot.send_message(pupil.chat_id, r"*Stap 1\.* _kies_ `code`",
-                                parse_mode="MarkdownV2")
+        ("bold", 0, 3),
+        ("text_link", 6, 4),
+        ("italic", 14, 6),
+    ]  # 🎉 is two UTF-16 units
+    md = await bot.send_message(
+        pupil.chat_id, r"*Stap 1\.* _kies_ `code`", parse_mode="MarkdownV2"
+    )
     assert md.text == "Stap 1. kies code"
     assert [e.type for e in md.entities] == ["bold", "italic", "code"]
 
 
 async def test_edits_change_the_message_and_show_up_as_edits(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     sent = await bot.send_message(pupil.chat_id, "Vraag 1", reply_markup=keyboard("A", "B"))
     await pupil.wait_for_reply()
-    edited = await bot.edit_message_text("Vraag 1 ✅", chat_id=pupil.chat_id,
-                                         message_id=sent.message_id)
+    edited = await bot.edit_message_text(
+        "Vraag 1 ✅", chat_id=pupil.chat_id, message_id=sent.message_id
+    )
     assert isinstance(edited, telegram.Message)
     assert edited.edit_date is not None
     assert edited.reply_markup is None
     (change,) = await pupil.wait_for_reply()
     assert (change.text, change.edited, change.buttons) == ("Vraag 1 ✅", True, [])
-    await bot.edit_message_reply_markup(chat_id=pupil.chat_id, message_id=sent.message_id,
-                                        reply_markup=keyboard("C"))
+    await bot.edit_message_reply_markup(
+        chat_id=pupil.chat_id, message_id=sent.message_id, reply_markup=keyboard("C")
+    )
     (change,) = await pupil.wait_for_reply()
     assert pupil.last_buttons == change.buttons == [["C"]]
     with pytest.raises(BadRequest, match=r"^Message is not modified: specified new message"):
-        await bot.edit_message_reply_markup(chat_id=pupil.chat_id, message_id=sent.message_id,
-                                            reply_markup=keyboard("C"))
+        await bot.edit_message_reply_markup(
+            chat_id=pupil.chat_id, message_id=sent.message_id, reply_markup=keyboard("C")
+        )
     with pytest.raises(BadRequest, match=r"^Message to edit not found$"):
         await bot.edit_message_text("x", chat_id=pupil.chat_id, message_id=9999)
     assert await bot.delete_message(pupil.chat_id, sent.message_id)
@@ -370,7 +432,8 @@ async def test_edits_change_the_message_and_show_up_as_edits(
 
 
 async def test_callback_query_can_be_answered_once_and_shows_its_text(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     await bot.send_message(pupil.chat_id, "Kies", reply_markup=keyboard("Ja"))
     await pupil.wait_for_reply()
@@ -389,10 +452,12 @@ async def test_callback_query_can_be_answered_once_and_shows_its_text(
 
 
 async def test_photos_and_documents_upload_and_download_through_get_file(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
-    photo = await bot.send_photo(pupil.chat_id, PHOTO_PNG, caption="Jouw kaart",
-                                 reply_markup=keyboard("Mooi"))
+    photo = await bot.send_photo(
+        pupil.chat_id, PHOTO_PNG, caption="Jouw kaart", reply_markup=keyboard("Mooi")
+    )
     assert (photo.photo[-1].width, photo.photo[-1].height) == (64, 48)
     assert photo.caption == "Jouw kaart"
     doc = await bot.send_document(pupil.chat_id, b"antwoorden\n", filename="antwoorden.txt")
@@ -423,12 +488,14 @@ async def test_photos_and_documents_upload_and_download_through_get_file(
         await bot.send_document(pupil.chat_id, "no-such-file-id")
 
 
-async def test_commands_menu_chat_info_and_chat_action(client: SandboxClient,
-                                                       bot: telegram.Bot) -> None:
+async def test_commands_menu_chat_info_and_chat_action(
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     await bot.set_my_commands([BotCommand("start", "Begin"), BotCommand("pauze", "Even stoppen")])
-    await bot.set_my_commands([BotCommand("help", "Hulp")], language_code="nl",
-                              scope=BotCommandScopeAllPrivateChats())
+    await bot.set_my_commands(
+        [BotCommand("help", "Hulp")], language_code="nl", scope=BotCommandScopeAllPrivateChats()
+    )
     assert [c.command for c in await bot.get_my_commands()] == ["start", "pauze"]
     nl = await bot.get_my_commands(language_code="nl", scope=BotCommandScopeAllPrivateChats())
     assert [c.command for c in nl] == ["help"]
@@ -447,7 +514,8 @@ async def test_commands_menu_chat_info_and_chat_action(client: SandboxClient,
 
 
 async def test_webhook_gets_updates_in_order_with_the_secret_and_retries(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     received: list[tuple[str, str | None]] = []
     failures_left = [2]
 
@@ -456,8 +524,9 @@ async def test_webhook_gets_updates_in_order_with_the_secret_and_retries(
         if failures_left[0] > 0:
             failures_left[0] -= 1
             return Response(status_code=500)
-        received.append((body["message"]["text"],
-                         request.headers.get("x-telegram-bot-api-secret-token")))
+        received.append(
+            (body["message"]["text"], request.headers.get("x-telegram-bot-api-secret-token"))
+        )
         return Response(status_code=200)
 
     receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
@@ -478,14 +547,16 @@ async def test_webhook_gets_updates_in_order_with_the_secret_and_retries(
     assert received == [("een", "geheim-123"), ("twee", "geheim-123"), ("drie", "geheim-123")]
     await pupil.send("weer pollen")
     assert [u.message.text for u in await bot.get_updates(timeout=1) if u.message] == [
-        "weer pollen"]
+        "weer pollen"
+    ]
 
 
 # ------------------------------------------------------------------ limits and faults
 
 
 async def test_without_rate_limits_a_burst_to_one_chat_all_succeeds(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     await asyncio.gather(*(bot.send_message(pupil.chat_id, f"{i}") for i in range(20)))
     stats = await client.stats()
@@ -493,7 +564,8 @@ async def test_without_rate_limits_a_burst_to_one_chat_all_succeeds(
 
 
 async def test_rate_limits_answer_429_and_hold_the_chat_for_retry_after(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     other = await started_pupil(client, bot, "Ander")
     await client.config(rate_limits=True)
@@ -509,8 +581,7 @@ async def test_rate_limits_answer_429_and_hold_the_chat_for_retry_after(
     log = await client.log(chat_id=pupil.chat_id, method="sendMessage")
     assert [e["outcome"] for e in log] == ["ok", "ok", "ok", "429", "429"]
     assert log[3]["retry_after"] >= 1
-    assert log[3]["description"].startswith(
-        "Too Many Requests: retry after ")
+    assert log[3]["description"].startswith("Too Many Requests: retry after ")
     assert (await client.stats())["http_429"] == 2
 
     await client.config(rate_limits=False)
@@ -518,7 +589,8 @@ async def test_rate_limits_answer_429_and_hold_the_chat_for_retry_after(
 
 
 async def test_global_rate_limit_counts_every_chat_of_the_bot(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupils = [await started_pupil(client, bot, f"P{i}") for i in range(4)]
     await client.config(rate_limits=True, global_rate=3, global_burst=3)
     for pupil in pupils[:3]:
@@ -529,7 +601,8 @@ async def test_global_rate_limit_counts_every_chat_of_the_bot(
 
 
 async def test_injected_faults_answer_429_then_502_and_then_recover(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     await client.config(faults=[{"status": 429, "count": 2, "retry_after": 7}])
     for _ in range(2):
@@ -552,7 +625,8 @@ async def test_injected_faults_answer_429_then_502_and_then_recover(
 
 
 async def test_chat_timeline_long_poll_wakes_on_a_new_message_and_on_edits(
-        client: SandboxClient, bot: telegram.Bot) -> None:
+    client: SandboxClient, bot: telegram.Bot
+) -> None:
     pupil = await started_pupil(client, bot)
     head = (await client.chat_messages(pupil.chat_id))["seq"]
     waiting = asyncio.create_task(client.chat_messages(pupil.chat_id, after=head, wait=10))
@@ -565,11 +639,14 @@ async def test_chat_timeline_long_poll_wakes_on_a_new_message_and_on_edits(
     assert [(m["text"], m["edited"]) for m in changed["messages"]] == [("Nieuw!", True)]
     everything = await client.chat_messages(pupil.chat_id)
     assert [(m["text"], m["outgoing"]) for m in everything["messages"]] == [
-        ("/start", True), ("Nieuw!", False)]
+        ("/start", True),
+        ("Nieuw!", False),
+    ]
 
 
 async def test_reset_forgets_pupils_but_keeps_update_ids_increasing(
-        url: str, state: SandboxState) -> None:
+    url: str, state: SandboxState
+) -> None:
     token = "77:RESET-test"
     async with SandboxClient(url, token=token) as sandbox_client:
         pupil = await sandbox_client.create_pupil("Voor")

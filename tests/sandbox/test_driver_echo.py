@@ -28,8 +28,9 @@ async def echo(sandbox: tuple[str, Starlette]) -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["http", "in-process"])
-async def echo_client(echo: str, sandbox: tuple[str, Starlette],
-                      request: pytest.FixtureRequest) -> AsyncIterator[SandboxClient]:
+async def echo_client(
+    echo: str, sandbox: tuple[str, Starlette], request: pytest.FixtureRequest
+) -> AsyncIterator[SandboxClient]:
     """The driver over HTTP, and wired straight into the sandbox in this loop."""
     app = sandbox[1] if request.param == "in-process" else None
     async with SandboxClient(echo, token=ECHO_TOKEN, app=app) as client:
@@ -37,7 +38,8 @@ async def echo_client(echo: str, sandbox: tuple[str, Starlette],
 
 
 async def test_pupil_gets_the_echo_with_buttons_and_a_press_edits_it(
-        echo_client: SandboxClient) -> None:
+    echo_client: SandboxClient,
+) -> None:
     pupil = await echo_client.create_pupil("Noor")
     await pupil.send("Hallo bot")
     (reply,) = await pupil.wait_for_reply()
@@ -54,7 +56,8 @@ async def test_pupil_gets_the_echo_with_buttons_and_a_press_edits_it(
 
 
 async def test_wait_for_reply_collects_a_burst_and_wait_for_finds_a_match(
-        echo_client: SandboxClient) -> None:
+    echo_client: SandboxClient,
+) -> None:
     pupil = await echo_client.create_pupil("Yusuf")
     await pupil.send(BURST)
     replies = await pupil.wait_for_reply(quiet=0.3)
@@ -70,7 +73,8 @@ async def test_wait_for_reply_collects_a_burst_and_wait_for_finds_a_match(
 
 
 async def test_press_names_the_labels_on_offer_when_the_button_is_missing(
-        echo_client: SandboxClient) -> None:
+    echo_client: SandboxClient,
+) -> None:
     pupil = await echo_client.create_pupil("Lotte")
     await pupil.send("hoi")
     await pupil.wait_for_reply()
@@ -79,7 +83,8 @@ async def test_press_names_the_labels_on_offer_when_the_button_is_missing(
 
 
 async def test_an_old_message_can_still_be_pressed_with_press_on(
-        echo_client: SandboxClient) -> None:
+    echo_client: SandboxClient,
+) -> None:
     pupil = await echo_client.create_pupil("Mila")
     await pupil.send("een")
     (old,) = await pupil.wait_for_reply()
@@ -100,7 +105,8 @@ async def test_group_messages_are_answered_in_the_group(echo_client: SandboxClie
 
 
 async def test_media_from_a_pupil_reaches_the_bot_and_is_logged_nowhere_as_a_send(
-        echo_client: SandboxClient) -> None:
+    echo_client: SandboxClient,
+) -> None:
     pupil = await echo_client.create_pupil("Jens")
     await pupil.send_media("sticker")
     await pupil.send("na de sticker")
@@ -110,8 +116,7 @@ async def test_media_from_a_pupil_reaches_the_bot_and_is_logged_nowhere_as_a_sen
     assert [e["method"] for e in log] == ["sendMessage"]
 
 
-async def test_fifty_pupils_at_once_each_get_their_own_answer(
-        echo_client: SandboxClient) -> None:
+async def test_fifty_pupils_at_once_each_get_their_own_answer(echo_client: SandboxClient) -> None:
     pupils = [await echo_client.create_pupil(f"Leerling {i}") for i in range(50)]
     started = time.monotonic()
 

@@ -83,8 +83,9 @@ class PostgresFactory:
 
     def close(self) -> None:
         """Drop every database this run made."""
-        statements = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                      for name in reversed(self.created)]
+        statements = [
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in reversed(self.created)
+        ]
         in_thread(lambda: asyncio.run(self._exec(*statements)))
 
 

@@ -32,12 +32,17 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def running_sandbox(*, rate_limits: bool = False, token: str | None = None,
-                          bot_username: str = "leerbot_sandbox_bot",
-                          port: int = 0) -> AsyncIterator[tuple[str, Starlette]]:
+async def running_sandbox(
+    *,
+    rate_limits: bool = False,
+    token: str | None = None,
+    bot_username: str = "leerbot_sandbox_bot",
+    port: int = 0,
+) -> AsyncIterator[tuple[str, Starlette]]:
     """Serve a fresh sandbox on 127.0.0.1; yields (base_url, app). Stops it on exit."""
-    async with running(token=token, rate_limits=rate_limits, bot_username=bot_username,
-                       port=port) as served:
+    async with running(
+        token=token, rate_limits=rate_limits, bot_username=bot_username, port=port
+    ) as served:
         yield served
 
 

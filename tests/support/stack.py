@@ -120,27 +120,35 @@ class Stack:
     def env(self) -> dict[str, str]:
         """The environment of every product process in this stack."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
-        env.update({
-            "LEERBOT_DATABASE_URL": self.database_url,
-            "LEERBOT_TELEGRAM_TOKEN": TOKEN,
-            "LEERBOT_TELEGRAM_API_URL": self.api_url,
-            "LEERBOT_BOT_USERNAME": BOT_USERNAME,
-            "LEERBOT_RASA_URL": self.rasa_url,
-            "LEERBOT_RASA_TIMEOUT": "0.5",
-            "LEERBOT_LOG_LEVEL": "INFO",
-            # Scripted pupils act instantly; pacing per chat is tested in tests/delivery.
-            "LEERBOT_SEND_RATE_CHAT": "50",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "LEERBOT_DATABASE_URL": self.database_url,
+                "LEERBOT_TELEGRAM_TOKEN": TOKEN,
+                "LEERBOT_TELEGRAM_API_URL": self.api_url,
+                "LEERBOT_BOT_USERNAME": BOT_USERNAME,
+                "LEERBOT_RASA_URL": self.rasa_url,
+                "LEERBOT_RASA_TIMEOUT": "0.5",
+                "LEERBOT_LOG_LEVEL": "INFO",
+                # Scripted pupils act instantly; pacing per chat is tested in tests/delivery.
+                "LEERBOT_SEND_RATE_CHAT": "50",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     async def cli(self, *args: str, stdin: str | None = None) -> CliResult:
         """Run `leerbot ARGS` as an operator would."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "leerbot.cli", *args, env=self.env(),
+            sys.executable,
+            "-m",
+            "leerbot.cli",
+            *args,
+            env=self.env(),
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
         return CliResult(int(proc.returncode or 0), out.decode(), err.decode())
 
@@ -154,9 +162,15 @@ class Stack:
         """Start `leerbot bot` and wait until it polls."""
         assert self.bot is None or self.bot.proc.returncode is not None, "bot already running"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "leerbot.cli", "bot", env=self.env(),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "leerbot.cli",
+            "bot",
+            env=self.env(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         bot = BotProcess(proc)
         bot.reader = asyncio.create_task(bot._read())
         self.bot = bot
@@ -177,16 +191,34 @@ class Stack:
         """A new simulated pupil in the sandbox."""
         return await self.client.create_pupil(name)
 
-    async def seed_class(self, *, school: str = "Sint-Jozef VTI", teacher: str = "an@school.be",
-                         klass: str = "5A", module: str | None = "wie-ben-ik",
-                         due: str | None = None) -> str:
+    async def seed_class(
+        self,
+        *,
+        school: str = "Sint-Jozef VTI",
+        teacher: str = "an@school.be",
+        klass: str = "5A",
+        module: str | None = "wie-ben-ik",
+        due: str | None = None,
+    ) -> str:
         """School, teacher, class and (optionally) an assignment through the CLI; the join code."""
         await self.cli("school", "add", school)
-        await self.cli("staff", "add", "--school", school, "--email", teacher, "--name",
-                       "An Peeters", "--role", "teacher", "--password-stdin",
-                       stdin="correct horse battery\n")
-        out = await self.cli_ok("class", "add", "--school", school, "--name", klass,
-                                "--teacher", teacher)
+        await self.cli(
+            "staff",
+            "add",
+            "--school",
+            school,
+            "--email",
+            teacher,
+            "--name",
+            "An Peeters",
+            "--role",
+            "teacher",
+            "--password-stdin",
+            stdin="correct horse battery\n",
+        )
+        out = await self.cli_ok(
+            "class", "add", "--school", school, "--name", klass, "--teacher", teacher
+        )
         code = out.split("join code:")[1].split()[0]
         if module:
             args = ["assign", "--class", klass, "--module", module]
@@ -197,14 +229,25 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(database_url: str, *, start_bot: bool = True,
-                        rasa_url: str = CLOSED_PORT_URL, rate_limits: bool = False,
-                        extra_env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+async def running_stack(
+    database_url: str,
+    *,
+    start_bot: bool = True,
+    rasa_url: str = CLOSED_PORT_URL,
+    rate_limits: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[Stack]:
     """Sandbox + database (+ bot); everything is stopped on exit."""
     async with running_sandbox(rate_limits=rate_limits) as (url, app):
         client = SandboxClient(url)
-        stack = Stack(database_url=database_url, sandbox_url=url, sandbox_app=app,
-                      client=client, rasa_url=rasa_url, extra_env=dict(extra_env or {}))
+        stack = Stack(
+            database_url=database_url,
+            sandbox_url=url,
+            sandbox_app=app,
+            client=client,
+            rasa_url=rasa_url,
+            extra_env=dict(extra_env or {}),
+        )
         if not rate_limits:
             # A sandbox without Telegram's limits, a sender without them: scripted pupils tap
             # faster than one message a second (tests/delivery checks the limits themselves).
