@@ -68,7 +68,8 @@ MAX_ATTEMPTS = 60  # failed probes before a message is given up (about 30 minute
 URGENT_PRIORITY = 3  # replies and staff messages: claimed even when the window is full
 URGENT_CLAIM = 100
 RETRY_BUG_S = 30.0  # a message whose delivery raised something unexpected waits this long
-CHAT_CLAIM = 10  # messages of one chat claimed at once, behind the one just sent
+CHAT_CLAIM = 10
+COALESCE_S = 0.002  # messages of one chat claimed at once, behind the one just sent
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 30.0
 HOST = socket.gethostname()[:50]
@@ -188,6 +189,48 @@ class Gate:
             future.set_result(None)
 
 
+class Recorder:
+    """Writes outcomes in as few transactions as the database allows (group commit).
+
+    A write waits for no timer: outcomes that arrive while a transaction is open go into the
+    next one, so under load one commit records many sends, and alone it records one at once.
+    """
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, values: dict[str, Any]) -> None:
+        """Record one outcome ("id" and the columns to set); returns once committed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((values, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._flush(), name="leerbot-sender-record")
+        await asyncio.shield(future)  # a stopping sender must not cancel a record half-way
+
+    async def _flush(self) -> None:
+        delay = 0.5
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self.sessions.begin() as session:
+                    await repo.finish_many(session, [values for values, _ in batch])
+            except Exception:
+                # Telegram has these messages: forgetting the outcome would send them again,
+                # so keep it and try until the database answers (their chats wait meanwhile).
+                log.warning("could not record %s sent messages; retrying in %.1f s",
+                            len(batch), delay, exc_info=True)
+                self._pending[:0] = batch
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+                continue
+            delay = 0.5
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(None)
+
+
 @dataclass
 class SenderStats:
     """Plain counters (tests and the CLI read them; /metrics has the Prometheus view)."""
@@ -278,6 +321,7 @@ class Sender:
         self._chats: dict[int, ChatQueue] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self.recorder = Recorder(sessions)
         self._listener: AsyncConnection | None = None
         self._last_maintenance = 0.0
         self._last_failure = 0.0
@@ -313,6 +357,9 @@ class Sender:
                 if wait > 0 and not self._stopping:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                        # Woken by a commit: others usually follow within a moment, and one
+                        # claim for all of them costs less than one claim each.
+                        await asyncio.sleep(COALESCE_S)
         finally:
             await self._unlisten()
 
@@ -412,6 +459,11 @@ class Sender:
             if free > 0:
                 rows += await repo.claim_outbox(session, owner=self.owner, now=now,
                                                 limit=free, skip_locked=self.skip_locked)
+            # A reply is often two or three messages: take the rest of each chat along.
+            rows += await repo.claim_followers(
+                session, owner=self.owner, now=now, chat_ids=sorted({r.chat_id for r in rows}),
+                limit=CHAT_CLAIM * max(1, len(rows)))
+        rows.sort(key=lambda r: r.id)
         for row in rows:
             self._enqueue(row)
         if rows and self.window - self.claimed > 0:
@@ -524,14 +576,14 @@ class Sender:
                 message = str(exc)
                 if "not modified" in message.lower() or \
                         "message to edit not found" in message.lower():
-                    await self._finish(row, queue, status="sent", error=message)
+                    await self._finish(row, status="sent", error=message)
                     queue.in_call = False
                     return Outcome.DONE
                 self.stats.errors += 1
                 self.metrics.errors.labels(kind="bad_request").inc()
                 log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal, no traceback needed)
                           message)
-                await self._finish(row, queue, status="dead", error=message)
+                await self._finish(row, status="dead", error=message)
                 queue.in_call = False
                 return Outcome.DONE
             except NetworkError as exc:  # TimedOut and 5xx too
@@ -543,7 +595,7 @@ class Sender:
                 if attempts >= MAX_ATTEMPTS:
                     log.error("giving up outbox row %s after %s attempts: %s", row.id,  # noqa: TRY400 (expected, logged once)
                               attempts, exc)
-                    await self._finish(row, queue, status="dead", error=str(exc),
+                    await self._finish(row, status="dead", error=str(exc),
                                        attempts=attempts)
                     return Outcome.DONE
                 log.warning("send failed (%s), attempt %s; all sends wait %.1f s", exc,
@@ -558,7 +610,7 @@ class Sender:
                 self.metrics.errors.labels(kind="refused").inc()
                 log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal)
                           exc)
-                await self._finish(row, queue, status="dead", error=str(exc))
+                await self._finish(row, status="dead", error=str(exc))
                 queue.in_call = False
                 return Outcome.DONE
             bucket.forfeit()
@@ -572,7 +624,7 @@ class Sender:
             queued_s = (self.clock() - row.created_at).total_seconds() \
                 if row.created_at is not None else None
             self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
-            await self._finish(row, queue, status="sent", message_id=message_id)
+            await self._finish(row, status="sent", message_id=message_id)
             self.metrics.record_gap.observe(time.monotonic() - started - call_s)
             queue.in_call = False
             return Outcome.DONE
@@ -606,25 +658,22 @@ class Sender:
             return int(result.get("message_id", 0)) or None
         return None
 
-    async def _finish(self, row: Outbox, queue: ChatQueue, *, status: str,
-                      error: str | None = None, message_id: int | None = None,
-                      attempts: int | None = None) -> None:
-        """Write the outcome at once (the shorter this gap, the rarer a resend after a crash);
-        in the same transaction, claim what comes next in this chat."""
-        payload = None
-        if status == "sent" and any(key.endswith("_b64") for key in row.payload):
-            # A sent file (a pupil's data export, a card) is not kept as a second copy.
-            payload = {k: v for k, v in row.payload.items() if not k.endswith("_b64")}
-        now = self.clock()
-        async with self.sessions.begin() as session:
-            await repo.finish_outbox(session, row.id, status=status, now=now,
-                                     message_id=message_id, error=error, attempts=attempts,
-                                     payload=payload)
-            more: list[Outbox] = []
-            if len(queue.rows) == 1 and not self._stopping and self.gate.closed_for() <= 0:
-                more = await repo.claim_outbox(session, owner=self.owner, now=now,
-                                               limit=CHAT_CLAIM, chat_id=row.chat_id)
-        queue.rows.extend(more)
+    async def _finish(self, row: Outbox, *, status: str, error: str | None = None,
+                      message_id: int | None = None, attempts: int | None = None) -> None:
+        """Write the outcome at once: the shorter this gap, the rarer a resend after a crash."""
+        values: dict[str, Any] = {"id": row.id, "status": status, "claimed_by": None,
+                                  "claimed_at": None}
+        if status == "sent":
+            values.update(sent_at=self.clock(), message_id=message_id)
+            if any(key.endswith("_b64") for key in row.payload):
+                # A sent file (a pupil's data export, a card) is not kept as a second copy.
+                values["payload"] = {k: v for k, v in row.payload.items()
+                                     if not k.endswith("_b64")}
+        if error is not None:
+            values["last_error"] = error[:300]
+        if attempts is not None:
+            values["attempts"] = attempts
+        await self.recorder.write(values)
 
     async def _note_failure(self, row: Outbox, attempts: int, error: str) -> None:
         row.attempts = attempts

@@ -435,57 +435,58 @@ async def outbox_counts(session: AsyncSession, *, now: datetime) -> dict[str, in
     return {"pending": int(row[0]), "due": int(row[1]), "sending": int(row[2])}
 
 
-async def claim_outbox(
-    session: AsyncSession,
-    *,
-    owner: str,
-    now: datetime,
-    limit: int,
-    chat_id: int | None = None,
-    max_priority: int | None = None,
-    skip_locked: bool = False,
-) -> list[Outbox]:
-    """Mark due messages `sending` for one sender and return them, oldest first per chat.
+# Made once: building an alias copies every column, and a stable alias keeps the compiled
+# statement in SQLAlchemy's cache (the sender claims many times a second).
+_CAND = aliased(Outbox, name="cand")
+_OTHER = aliased(Outbox, name="other")
 
-    Without `chat_id`: the first waiting message of up to `limit` chats that have nothing
-    being sent (most urgent first). With `chat_id` (a sender that just finished a message
-    of that chat): the chat's due messages in order, up to the first one that must wait.
-    Per-chat order holds across processes because a message is claimable only while no
-    message of its chat is `sending` and nothing older of its chat waits; on PostgreSQL a
-    head row another sender is claiming right now is skipped (`FOR UPDATE SKIP LOCKED`).
+
+async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limit: int,
+                       max_priority: int | None = None,
+                       skip_locked: bool = False) -> list[Outbox]:
+    """Mark the oldest due message of up to `limit` idle chats `sending` for one sender.
+
+    Per-chat order holds across processes: a message is claimable only while no message of
+    its chat is `sending` and nothing older of its chat waits, and on PostgreSQL a row another
+    sender is claiming right now is skipped (`FOR UPDATE SKIP LOCKED`). Most urgent first.
     """
-    cand = aliased(Outbox, name="cand")
-    other = aliased(Outbox, name="other")
+    cand, other = _CAND, _OTHER
     due = or_(cand.not_before.is_(None), cand.not_before <= now)
-    if chat_id is None:
-        older = other.status == "pending"
-    else:
-        older = and_(
-            other.status == "pending", other.not_before.is_not(None), other.not_before > now
-        )
-    held = exists().where(
-        other.chat_id == cand.chat_id,
-        or_(other.status == "sending", and_(other.id < cand.id, older)),
-    )
-    heads = (
-        select(cand.id)
-        .where(cand.status == "pending", due, ~held)
-        .order_by(cand.priority, cand.id)
-        .limit(limit)
-    )
-    if chat_id is not None:
-        heads = heads.where(cand.chat_id == chat_id).order_by(None).order_by(cand.id)
+    held = exists().where(other.chat_id == cand.chat_id, or_(
+        other.status == "sending", and_(other.id < cand.id, other.status == "pending")))
+    heads = (select(cand.id).where(cand.status == "pending", due, ~held)
+             .order_by(cand.priority, cand.id).limit(limit))
     if max_priority is not None:
         heads = heads.where(cand.priority <= max_priority)
     if skip_locked:
         heads = heads.with_for_update(skip_locked=True)
-    stmt = (
-        update(Outbox)
-        .where(Outbox.id.in_(heads.scalar_subquery()))
-        .values(status="sending", claimed_by=owner, claimed_at=now)
-        .returning(Outbox)
-        .execution_options(synchronize_session=False)
-    )
+    return await _claim(session, heads, owner=owner, now=now)
+
+
+async def claim_followers(session: AsyncSession, *, owner: str, now: datetime,
+                          chat_ids: Sequence[int], limit: int) -> list[Outbox]:
+    """The due messages right behind the ones this sender holds in `chat_ids`, in order.
+
+    Call it in the transaction that claimed those chats' first messages (or while holding
+    nothing of them): nobody else can claim in a chat whose first message is `sending`.
+    """
+    if not chat_ids:
+        return []
+    cand, other = _CAND, _OTHER
+    due = or_(cand.not_before.is_(None), cand.not_before <= now)
+    waiting = exists().where(other.chat_id == cand.chat_id, other.id < cand.id,
+                             other.status == "pending", other.not_before > now)
+    rows = (select(cand.id).where(cand.chat_id.in_(list(chat_ids)), cand.status == "pending",
+                                  due, ~waiting)
+            .order_by(cand.id).limit(limit))
+    return await _claim(session, rows, owner=owner, now=now)
+
+
+async def _claim(session: AsyncSession, ids: Any, *, owner: str,
+                 now: datetime) -> list[Outbox]:
+    stmt = (update(Outbox).where(Outbox.id.in_(ids.scalar_subquery()))
+            .values(status="sending", claimed_by=owner, claimed_at=now)
+            .returning(Outbox).execution_options(synchronize_session=False))
     rows = list((await session.scalars(stmt)).all())
     rows.sort(key=lambda r: r.id)
     return rows
@@ -518,6 +519,12 @@ async def finish_outbox(
     if payload is not None:
         values["payload"] = payload
     await session.execute(update(Outbox).where(Outbox.id == row_id).values(**values))
+
+
+async def finish_many(session: AsyncSession, outcomes: Sequence[dict[str, Any]]) -> None:
+    """Record several outcomes at once: dicts with "id" and the columns to set."""
+    if outcomes:
+        await session.execute(update(Outbox), list(outcomes))
 
 
 async def refresh_claims(session: AsyncSession, *, owner: str, now: datetime) -> None:
@@ -618,9 +625,18 @@ async def store_module_versions(
             await session.execute(select(ModuleVersion.module_id, ModuleVersion.version))
         ).all()
     }
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     for (module_id, version), body in bodies.items():
         if (module_id, version) not in known:
-            session.add(ModuleVersion(module_id=module_id, version=version, body=body))
+            # Several workers start at once on a fresh database: the first one stores it.
+            await session.execute(
+                insert(ModuleVersion)
+                .values(module_id=module_id, version=version, body=body, created_at=utcnow())
+                .on_conflict_do_nothing(
+                    index_elements=[ModuleVersion.module_id, ModuleVersion.version]
+                )
+            )
 
 
 async def module_versions(session: AsyncSession) -> Sequence[ModuleVersion]:

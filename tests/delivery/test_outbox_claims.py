@@ -33,8 +33,19 @@ async def test_a_claim_takes_the_oldest_message_of_each_idle_chat(sessions: Sess
     assert again == []  # every chat has a message being sent
     async with sessions.begin() as s:
         await repo.finish_outbox(s, first[0].id, status="sent", now=NOW, message_id=7)
-        rest = await repo.claim_outbox(s, owner="a", now=NOW, limit=10, chat_id=1)
+        rest = await repo.claim_followers(s, owner="a", now=NOW, chat_ids=[1], limit=10)
     assert texts(rest) == ["1b", "1c"]
+
+
+async def test_followers_come_along_up_to_a_message_that_must_wait(sessions: Sessions) -> None:
+    await queue(sessions, 1, ["first", "second", "later", "last"])
+    rows = await outbox(sessions)
+    async with sessions.begin() as s:
+        await s.execute(update(Outbox).where(Outbox.id == rows[2].id)
+                        .values(not_before=NOW + timedelta(seconds=30)))
+        head = await repo.claim_outbox(s, owner="a", now=NOW, limit=10)
+        behind = await repo.claim_followers(s, owner="a", now=NOW, chat_ids=[1], limit=10)
+    assert (texts(head), texts(behind)) == (["first"], ["second"])
 
 
 async def test_urgent_claims_leave_broadcasts_waiting(sessions: Sessions) -> None:
