@@ -60,9 +60,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs, where supported")
     args = parser.parse_args()
     wanted = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHES)
-    summary: dict[str, Any] = {"cpus": os.cpu_count(),
-                               "load_average_before": [round(x, 2) for x in os.getloadavg()],
-                               "postgres": bool(args.postgres), "benches": {}}
+    summary: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "postgres": bool(args.postgres),
+        "benches": {},
+    }
     crashed = False
     for name in wanted:
         module_name = f"bench.{name}_bench"
@@ -85,12 +88,16 @@ def main() -> None:
         except Exception:
             crashed = True
             traceback.print_exc()
-            summary["benches"][name] = {"status": "crashed",
-                                        "seconds": round(time.monotonic() - started, 1)}
+            summary["benches"][name] = {
+                "status": "crashed",
+                "seconds": round(time.monotonic() - started, 1),
+            }
             continue
-        summary["benches"][name] = {"status": "ran",
-                                    "seconds": round(time.monotonic() - started, 1),
-                                    "ok": _verdict(result)}
+        summary["benches"][name] = {
+            "status": "ran",
+            "seconds": round(time.monotonic() - started, 1),
+            "ok": _verdict(result),
+        }
         table = getattr(module, "table", None)
         if callable(table) and isinstance(result, dict):
             print(table(result), flush=True)
@@ -98,8 +105,10 @@ def main() -> None:
     SUMMARY.parent.mkdir(parents=True, exist_ok=True)
     SUMMARY.write_text(json.dumps(summary, indent=2) + "\n")
     for name, entry in summary["benches"].items():
-        print(f"{name:<10} {entry['status']:<8} {entry.get('seconds', '')!s:>7} s   "
-              f"ok={entry.get('ok')}")
+        print(
+            f"{name:<10} {entry['status']:<8} {entry.get('seconds', '')!s:>7} s   "
+            f"ok={entry.get('ok')}"
+        )
     sys.exit(1 if crashed else 0)
 
 

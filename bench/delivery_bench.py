@@ -83,8 +83,9 @@ class Plan:
     step_s: float = 20.0
 
 
-QUICK = Plan(throughput_pupils=30, throughput_s=5.0, pupils=200, intervals=(10.0, 2.5, 0.625),
-             step_s=10.0)
+QUICK = Plan(
+    throughput_pupils=30, throughput_s=5.0, pupils=200, intervals=(10.0, 2.5, 0.625), step_s=10.0
+)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -134,8 +135,14 @@ async def seed(url: str) -> str:
     try:
         async with make_sessions(engine).begin() as session:
             school = await repo.add_school(session, name="Bench College")
-            teacher = await repo.add_staff(session, school=school, email="bench@school.be",
-                                           name="Bench", role="teacher", password_hash=None)
+            teacher = await repo.add_staff(
+                session,
+                school=school,
+                email="bench@school.be",
+                name="Bench",
+                role="teacher",
+                password_hash=None,
+            )
             klass = await repo.add_class(session, school=school, name="5A", teacher=teacher)
             await repo.assign(session, klass=klass, module_id="wie-ben-ik", due=None)
             return klass.join_code
@@ -146,11 +153,17 @@ async def seed(url: str) -> str:
 def product_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, str]:
     """The environment of `leerbot` processes in this benchmark."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
-    env.update({"LEERBOT_DATABASE_URL": database_url, "LEERBOT_TELEGRAM_TOKEN": TOKEN,
-                "LEERBOT_TELEGRAM_API_URL": f"{sandbox_url}/bot",
-                "LEERBOT_BOT_USERNAME": "leerbot_bench_bot",
-                "LEERBOT_RASA_URL": "http://127.0.0.1:9",  # buttons only: no NLU needed
-                "LEERBOT_LOG_LEVEL": "WARNING", **extra})
+    env.update(
+        {
+            "LEERBOT_DATABASE_URL": database_url,
+            "LEERBOT_TELEGRAM_TOKEN": TOKEN,
+            "LEERBOT_TELEGRAM_API_URL": f"{sandbox_url}/bot",
+            "LEERBOT_BOT_USERNAME": "leerbot_bench_bot",
+            "LEERBOT_RASA_URL": "http://127.0.0.1:9",  # buttons only: no NLU needed
+            "LEERBOT_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
     return env
 
 
@@ -158,8 +171,13 @@ def product_env(database_url: str, sandbox_url: str, **extra: str) -> dict[str, 
 async def leerbot_bot(env: dict[str, str], client: SandboxClient) -> AsyncIterator[psutil.Process]:
     """`leerbot bot` (polling, with its sender child) until the block ends."""
     before = (await client.stats())["requests"]
-    proc = subprocess.Popen([sys.executable, "-m", "leerbot.cli", "bot"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "leerbot.cli", "bot"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         # Ready when it polls and its sender child exists.
         for _ in range(600):
@@ -204,9 +222,14 @@ async def join(pupils: list[SimulatedPupil], code: str, *, concurrency: int = 25
     return time.monotonic() - started
 
 
-async def open_loop(pupils: list[SimulatedPupil], *, interval: float, duration: float,
-                    choose: Callable[[SimulatedPupil], str] = first_button,
-                    sample: Callable[[], None] | None = None) -> dict[str, Any]:
+async def open_loop(
+    pupils: list[SimulatedPupil],
+    *,
+    interval: float,
+    duration: float,
+    choose: Callable[[SimulatedPupil], str] = first_button,
+    sample: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Each pupil presses at a random phase, then every `interval` s (±20 %), for `duration`.
 
     Latency: from just before the press to the first bot message after it. A press whose
@@ -244,12 +267,17 @@ async def open_loop(pupils: list[SimulatedPupil], *, interval: float, duration: 
 
     await asyncio.gather(sampler(), *(pupil_loop(p) for p in pupils))
     elapsed = time.monotonic() - start
-    return {"interval_s": interval, "offered_per_s": round(len(pupils) / interval, 1),
-            "presses": len(latencies), "achieved_per_s": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
-            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
-            "max_ms": round(max(latencies, default=0.0) * 1000, 1),
-            "late_presses": late, "timeouts": timeouts}
+    return {
+        "interval_s": interval,
+        "offered_per_s": round(len(pupils) / interval, 1),
+        "presses": len(latencies),
+        "achieved_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies, default=0.0) * 1000, 1),
+        "late_presses": late,
+        "timeouts": timeouts,
+    }
 
 
 # ---------------------------------------------------------------- phases
@@ -257,30 +285,41 @@ async def open_loop(pupils: list[SimulatedPupil], *, interval: float, duration: 
 
 async def throughput(sandbox_url: str, db_url: str, code: str, plan: Plan) -> dict[str, Any]:
     """Echo bot and Leerbot, same sandbox, same number of pupils pressing the same way."""
-    echo = await run_echo_bench(sandbox_url, plan.throughput_pupils, plan.throughput_s,
-                                bot_process=True)
+    echo = await run_echo_bench(
+        sandbox_url, plan.throughput_pupils, plan.throughput_s, bot_process=True
+    )
     env = product_env(db_url, sandbox_url, **UNLIMITED)
-    async with SandboxClient(sandbox_url, token=TOKEN, max_connections=100) as client, \
-            leerbot_bot(env, client):
+    async with (
+        SandboxClient(sandbox_url, token=TOKEN, max_connections=100) as client,
+        leerbot_bot(env, client),
+    ):
         pupils = await client.create_pupils(plan.throughput_pupils, prefix="Snel")
         await join(pupils, code)
         stats = await drive_presses(client, pupils, plan.throughput_s)
     ratio = stats.updates_per_s / echo["updates_per_s"] if echo["updates_per_s"] else 0.0
-    return {"pupils": plan.throughput_pupils, "seconds": plan.throughput_s,
-            "echo_updates_per_s": echo["updates_per_s"],
-            "echo_p50_ms": echo["latency_p50_ms"],
-            "leerbot_updates_per_s": stats.updates_per_s,
-            "leerbot_p50_ms": stats.latency_p50_ms, "leerbot_p95_ms": stats.latency_p95_ms,
-            "leerbot_errors": stats.errors, "ratio": round(ratio, 2),
-            "meets_target": ratio >= TARGET_RATIO}
+    return {
+        "pupils": plan.throughput_pupils,
+        "seconds": plan.throughput_s,
+        "echo_updates_per_s": echo["updates_per_s"],
+        "echo_p50_ms": echo["latency_p50_ms"],
+        "leerbot_updates_per_s": stats.updates_per_s,
+        "leerbot_p50_ms": stats.latency_p50_ms,
+        "leerbot_p95_ms": stats.latency_p95_ms,
+        "leerbot_errors": stats.errors,
+        "ratio": round(ratio, 2),
+        "meets_target": ratio >= TARGET_RATIO,
+    }
 
 
-async def latency_and_memory(sandbox_url: str, db_url: str, code: str,
-                             plan: Plan) -> dict[str, Any]:
+async def latency_and_memory(
+    sandbox_url: str, db_url: str, code: str, plan: Plan
+) -> dict[str, Any]:
     """1,000 pupils at a human pace, then faster until p99 passes 300 ms; RSS meanwhile."""
     env = product_env(db_url, sandbox_url, **UNLIMITED)
-    async with SandboxClient(sandbox_url, token=TOKEN, max_connections=100) as client, \
-            leerbot_bot(env, client) as bot:
+    async with (
+        SandboxClient(sandbox_url, token=TOKEN, max_connections=100) as client,
+        leerbot_bot(env, client) as bot,
+    ):
         pupils = await client.create_pupils(plan.pupils, prefix="Leerling")
         joined_s = await join(pupils, code)
         peak = [0.0, 0.0]
@@ -291,8 +330,7 @@ async def latency_and_memory(sandbox_url: str, db_url: str, code: str,
 
         steps = []
         for interval in plan.intervals:
-            step = await open_loop(pupils, interval=interval, duration=plan.step_s,
-                                   sample=sample)
+            step = await open_loop(pupils, interval=interval, duration=plan.step_s, sample=sample)
             steps.append(step)
             print(f"  latency: {step}", flush=True)
             if step["p99_ms"] > TARGET_P99_MS:
@@ -300,12 +338,20 @@ async def latency_and_memory(sandbox_url: str, db_url: str, code: str,
     human = steps[0]
     passing = [s["offered_per_s"] for s in steps if s["p99_ms"] <= TARGET_P99_MS]
     return {
-        "latency": {"pupils": plan.pupils, "join_seconds": round(joined_s, 1),
-                    "human_pace": human, "steps": steps,
-                    "max_offered_per_s_within_target": max(passing, default=0.0),
-                    "meets_target": human["p99_ms"] < TARGET_P99_MS},
-        "memory": {"pupils": plan.pupils, "bot_rss_mb": peak[0], "sender_rss_mb": peak[1],
-                   "meets_target": peak[0] <= TARGET_RSS_MB},
+        "latency": {
+            "pupils": plan.pupils,
+            "join_seconds": round(joined_s, 1),
+            "human_pace": human,
+            "steps": steps,
+            "max_offered_per_s_within_target": max(passing, default=0.0),
+            "meets_target": human["p99_ms"] < TARGET_P99_MS,
+        },
+        "memory": {
+            "pupils": plan.pupils,
+            "bot_rss_mb": peak[0],
+            "sender_rss_mb": peak[1],
+            "meets_target": peak[0] <= TARGET_RSS_MB,
+        },
     }
 
 
@@ -322,9 +368,25 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
         wall_start = time.time()
         started = time.monotonic()
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "leerbot.cli", "assign", "--class", "5A",
-                             "--module", "wie-ben-ik", "--due", "2030-06-30"],
-            env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "leerbot.cli",
+                "assign",
+                "--class",
+                "5A",
+                "--module",
+                "wie-ben-ik",
+                "--due",
+                "2030-06-30",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         queued_s = time.monotonic() - started
         deadline = time.monotonic() + plan.pupils / 20 + 120
@@ -335,13 +397,17 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
                 break
             await asyncio.sleep(0.5)
         async with sessions() as session:
-            statuses = list((await session.scalars(
-                select(Outbox.status).where(Outbox.id > mark))).all())
+            statuses = list(
+                (await session.scalars(select(Outbox.status).where(Outbox.id > mark))).all()
+            )
         await engine.dispose()
         after = await client.stats()
         await client.config(rate_limits=False)
-        entries = [e for e in await client.log(method="sendMessage", limit=100_000)
-                   if e["time"] >= wall_start]
+        entries = [
+            e
+            for e in await client.log(method="sendMessage", limit=100_000)
+            if e["time"] >= wall_start
+        ]
     notices = [e for e in entries if e["outcome"] == "ok"]
     times = sorted(e["time"] for e in notices)
     span = times[-1] - times[0] if len(times) > 1 else 0.0
@@ -350,13 +416,20 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
         per_chat[entry["chat_id"]] = per_chat.get(entry["chat_id"], 0) + 1
     lost = sum(1 for status in statuses if status != "sent")
     rate = (len(times) - 1) / span if span else 0.0
-    return {"pupils": plan.pupils, "queued": len(statuses), "sent": len(notices),
-            "queue_seconds": round(queued_s, 1), "send_seconds": round(span, 1),
-            "messages_per_s": round(rate, 1),
-            "http_429": after["http_429"] - before["http_429"], "lost": lost,
-            "pupils_with_one_notice": sum(1 for n in per_chat.values() if n == 1),
-            "meets_target": rate >= TARGET_BROADCAST_RATE and lost == 0
-            and after["http_429"] == before["http_429"]}
+    return {
+        "pupils": plan.pupils,
+        "queued": len(statuses),
+        "sent": len(notices),
+        "queue_seconds": round(queued_s, 1),
+        "send_seconds": round(span, 1),
+        "messages_per_s": round(rate, 1),
+        "http_429": after["http_429"] - before["http_429"],
+        "lost": lost,
+        "pupils_with_one_notice": sum(1 for n in per_chat.values() if n == 1),
+        "meets_target": rate >= TARGET_BROADCAST_RATE
+        and lost == 0
+        and after["http_429"] == before["http_429"],
+    }
 
 
 async def measure(backend: str, postgres_url: str | None, plan: Plan) -> dict[str, Any]:
@@ -382,9 +455,13 @@ def run(postgres_url: str | None = None, *, quick: bool = False) -> dict[str, An
     plan = QUICK if quick else Plan()
     results: dict[str, Any] = {
         "what": "delivery: throughput vs a bare PTB echo bot, latency at 1,000 pupils, "
-                "broadcast within Telegram's limits, worker memory",
-        "targets": {"throughput_ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS,
-                    "broadcast_per_s": TARGET_BROADCAST_RATE, "rss_mb": TARGET_RSS_MB},
+        "broadcast within Telegram's limits, worker memory",
+        "targets": {
+            "throughput_ratio": TARGET_RATIO,
+            "p99_ms": TARGET_P99_MS,
+            "broadcast_per_s": TARGET_BROADCAST_RATE,
+            "rss_mb": TARGET_RSS_MB,
+        },
         "plan": plan.__dict__ | {"intervals": list(plan.intervals)},
         "cpus": os.cpu_count(),
         # Other work on the machine slows everything here: read the numbers next to it.
@@ -395,9 +472,11 @@ def run(postgres_url: str | None = None, *, quick: bool = False) -> dict[str, An
     for backend in backends:
         results["backends"][backend] = asyncio.run(measure(backend, postgres_url, plan))
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    results["ok"] = all(part.get("meets_target", True)
-                        for backend in results["backends"].values()
-                        for part in backend.values())
+    results["ok"] = all(
+        part.get("meets_target", True)
+        for backend in results["backends"].values()
+        for part in backend.values()
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -405,9 +484,12 @@ def run(postgres_url: str | None = None, *, quick: bool = False) -> dict[str, An
 
 def table(results: dict[str, Any]) -> str:
     """A Markdown table of the headline numbers."""
-    lines = ["| backend | echo upd/s | Leerbot upd/s (ratio) | p50 / p99 at 1,000 pupils "
-             "(10 s) | max load with p99 < 300 ms | broadcast msg/s, 429s, lost | bot RSS "
-             "(sender) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| backend | echo upd/s | Leerbot upd/s (ratio) | p50 / p99 at 1,000 pupils "
+        "(10 s) | max load with p99 < 300 ms | broadcast msg/s, 429s, lost | bot RSS "
+        "(sender) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, b in results["backends"].items():
         t, lat, br, mem = b["throughput"], b["latency"], b["broadcast"], b["memory"]
         human = lat["human_pace"]
@@ -416,7 +498,8 @@ def table(results: dict[str, Any]) -> str:
             f"({t['ratio']}) | {human['p50_ms']} / {human['p99_ms']} ms | "
             f"{lat['max_offered_per_s_within_target']} presses/s | {br['messages_per_s']}, "
             f"{br['http_429']}, {br['lost']} | {mem['bot_rss_mb']} MB ({mem['sender_rss_mb']} "
-            f"MB) |")
+            f"MB) |"
+        )
     return "\n".join(lines)
 
 

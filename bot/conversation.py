@@ -269,9 +269,11 @@ class Conversation:
             for a in await repo.assignments_for_class(session, klass.id):
                 assignments.append(
                     Assignment(
-                        module=a.module_id, due=a.due, status=status.get(a.module_id, "new")
+                        module=a.module_id,
+                        due=a.due,
+                        status=status.get(a.module_id, "new"),  # type: ignore[arg-type]  # new|busy|done
                     )
-                )  # type: ignore[arg-type]  # values are new|busy|done
+                )
         history = None
         if engine.needs_history(inbound):
             history = await self._history(session, pupil)
@@ -318,7 +320,7 @@ class Conversation:
         now = self.clock()
         ctx = await self.context(session, pupil, join, inbound)
         state = PupilState.model_validate(pupil.state or {})
-        result = engine.step(state, inbound, ctx, now=now)
+        result = engine.step(state, inbound, ctx, now=now, owned=True)
         for event in result.events:
             await self._apply(session, pupil, event, result.state, now)
         pupil.state = result.state.model_dump(mode="json")

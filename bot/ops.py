@@ -25,11 +25,18 @@ from starlette.routing import Route
 from store import repo
 from store.db import Sessions
 
-__all__ = ["CONTENT_TYPE_LATEST", "DeliveryMetrics", "JsonFormatter", "Readiness",
-           "check_readiness", "ops_routes", "render_metrics", "split_listen"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "DeliveryMetrics",
+    "JsonFormatter",
+    "Readiness",
+    "check_readiness",
+    "ops_routes",
+    "render_metrics",
+    "split_listen",
+]
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                   60.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RATE_WINDOW_S = 60.0
 
 
@@ -39,32 +46,56 @@ class DeliveryMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.sent = Counter("leerbot_messages_sent", "Bot API calls from the outbox that "
-                            "Telegram accepted", ["method"], registry=r)
-        self.retry_after = Counter("leerbot_send_retry_after", "429 answers (RetryAfter) "
-                                   "from Telegram", registry=r)
-        self.errors = Counter("leerbot_send_errors", "failed Bot API calls from the outbox",
-                              ["kind"], registry=r)
-        self.blocked = Counter("leerbot_chats_blocked", "chats found blocked (403)",
-                               registry=r)
-        self.send_seconds = Histogram("leerbot_send_seconds", "duration of one Bot API call",
-                                      buckets=LATENCY_BUCKETS, registry=r)
-        self.queue_seconds = Histogram("leerbot_outbox_wait_seconds", "from commit (queued) "
-                                       "to accepted by Telegram", buckets=LATENCY_BUCKETS,
-                                       registry=r)
-        self.record_gap = Histogram("leerbot_send_record_seconds", "from Telegram's answer "
-                                    "to the sent mark committed: a crash inside this gap "
-                                    "sends that message again", buckets=LATENCY_BUCKETS,
-                                    registry=r)
-        self.update_seconds = Histogram("leerbot_update_seconds", "handling of one inbound "
-                                        "update (transaction included)",
-                                        buckets=LATENCY_BUCKETS, registry=r)
-        self.updates = Counter("leerbot_updates", "inbound updates handled", ["outcome"],
-                               registry=r)
-        self.backlog = Gauge("leerbot_outbox_backlog", "messages waiting in the outbox",
-                             ["state"], registry=r)
-        self.send_rate = Gauge("leerbot_send_rate", "messages sent per second over the "
-                               "last minute (this process)", registry=r)
+        self.sent = Counter(
+            "leerbot_messages_sent",
+            "Bot API calls from the outbox that Telegram accepted",
+            ["method"],
+            registry=r,
+        )
+        self.retry_after = Counter(
+            "leerbot_send_retry_after", "429 answers (RetryAfter) from Telegram", registry=r
+        )
+        self.errors = Counter(
+            "leerbot_send_errors", "failed Bot API calls from the outbox", ["kind"], registry=r
+        )
+        self.blocked = Counter("leerbot_chats_blocked", "chats found blocked (403)", registry=r)
+        self.send_seconds = Histogram(
+            "leerbot_send_seconds",
+            "duration of one Bot API call",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_seconds = Histogram(
+            "leerbot_outbox_wait_seconds",
+            "from commit (queued) to accepted by Telegram",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.record_gap = Histogram(
+            "leerbot_send_record_seconds",
+            "from Telegram's answer "
+            "to the sent mark committed: a crash inside this gap "
+            "sends that message again",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.update_seconds = Histogram(
+            "leerbot_update_seconds",
+            "handling of one inbound update (transaction included)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.updates = Counter(
+            "leerbot_updates", "inbound updates handled", ["outcome"], registry=r
+        )
+        self.backlog = Gauge(
+            "leerbot_outbox_backlog", "messages waiting in the outbox", ["state"], registry=r
+        )
+        self.send_rate = Gauge(
+            "leerbot_send_rate",
+            "messages sent per second over the last minute (this process)",
+            registry=r,
+        )
         self._recent: list[float] = []
 
     def record_sent(self, method: str, *, call_s: float, queued_s: float | None) -> None:
@@ -111,8 +142,9 @@ class Readiness:
     checks: dict[str, Any] = field(default_factory=dict)
 
 
-async def check_readiness(*, sessions: Sessions, rasa_url: str | None, max_lag_s: float,
-                          timeout_s: float = 2.0) -> Readiness:
+async def check_readiness(
+    *, sessions: Sessions, rasa_url: str | None, max_lag_s: float, timeout_s: float = 2.0
+) -> Readiness:
     """Database (required), sender lag (required), Rasa (reported; the bot degrades without)."""
     checks: dict[str, Any] = {}
     ready = True
@@ -159,8 +191,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def ops_routes(*, metrics: DeliveryMetrics, sessions: Callable[[], Sessions | None],
-               rasa_url: str | None, max_lag_s: float = 300.0) -> list[Route]:
+def ops_routes(
+    *,
+    metrics: DeliveryMetrics,
+    sessions: Callable[[], Sessions | None],
+    rasa_url: str | None,
+    max_lag_s: float = 300.0,
+) -> list[Route]:
     """/healthz (the process answers), /readyz (it can do its work) and /metrics."""
 
     async def healthz(_request: Request) -> Response:
@@ -171,20 +208,23 @@ def ops_routes(*, metrics: DeliveryMetrics, sessions: Callable[[], Sessions | No
         if current is None:
             return JSONResponse({"ready": False, "checks": {"startup": "not finished"}}, 503)
         found = await check_readiness(sessions=current, rasa_url=rasa_url, max_lag_s=max_lag_s)
-        return JSONResponse({"ready": found.ready, "checks": found.checks},
-                            200 if found.ready else 503)
+        return JSONResponse(
+            {"ready": found.ready, "checks": found.checks}, 200 if found.ready else 503
+        )
 
     async def metrics_page(_request: Request) -> Response:
         body = await render_metrics(metrics, sessions())
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_page, methods=["GET"])]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
+    ]
 
 
 def split_listen(listen: str) -> tuple[str, int]:
-    """"host:port" → (host, port), with a one-line error for anything else."""
+    """ "host:port" → (host, port), with a one-line error for anything else."""
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"listen address must look like HOST:PORT, got {listen!r}")

@@ -219,8 +219,12 @@ class Recorder:
             except Exception:
                 # Telegram has these messages: forgetting the outcome would send them again,
                 # so keep it and try until the database answers (their chats wait meanwhile).
-                log.warning("could not record %s sent messages; retrying in %.1f s",
-                            len(batch), delay, exc_info=True)
+                log.warning(
+                    "could not record %s sent messages; retrying in %.1f s",
+                    len(batch),
+                    delay,
+                    exc_info=True,
+                )
                 self._pending[:0] = batch
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
@@ -294,12 +298,23 @@ def owner_is_dead(owner: str) -> bool:
 class Sender:
     """Delivers outbox rows: replies first, per-chat order, global and per-chat rate limits."""
 
-    def __init__(self, *, sessions: Sessions, bot: Bot, global_rate: float = 28.0,
-                 chat_rate: float = 1.0, chat_burst: float = 3.0,
-                 clock: Callable[[], datetime] = _now, skip_locked: bool = False,
-                 engine: AsyncEngine | None = None, metrics: DeliveryMetrics | None = None,
-                 window_s: float = 1.5, stuck_after: float = 30.0,
-                 heartbeat_s: float = 2.0, idle_poll_s: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: Sessions,
+        bot: Bot,
+        global_rate: float = 28.0,
+        chat_rate: float = 1.0,
+        chat_burst: float = 3.0,
+        clock: Callable[[], datetime] = _now,
+        skip_locked: bool = False,
+        engine: AsyncEngine | None = None,
+        metrics: DeliveryMetrics | None = None,
+        window_s: float = 1.5,
+        stuck_after: float = 30.0,
+        heartbeat_s: float = 2.0,
+        idle_poll_s: float | None = None,
+    ) -> None:
         self.sessions = sessions
         self.bot = bot
         self.clock = clock
@@ -397,8 +412,11 @@ class Sender:
             if released:
                 log.info("sender stopped; %s claimed messages back in the queue", released)
         except Exception:
-            log.warning("sender stopped without releasing its claims; they recover after "
-                        "%.0f s", self.stuck_after, exc_info=True)
+            log.warning(
+                "sender stopped without releasing its claims; they recover after %.0f s",
+                self.stuck_after,
+                exc_info=True,
+            )
         await self._unlisten()
         _LIVE_TOKENS.discard(self._token)
 
@@ -410,8 +428,9 @@ class Sender:
         try:
             self._listener = await listen(self.engine, OUTBOX_CHANNEL, self.wake)
         except Exception:
-            log.warning("LISTEN %s failed; polling the outbox instead", OUTBOX_CHANNEL,
-                        exc_info=True)
+            log.warning(
+                "LISTEN %s failed; polling the outbox instead", OUTBOX_CHANNEL, exc_info=True
+            )
 
     async def _unlisten(self) -> None:
         if self._listener is not None:
@@ -437,12 +456,18 @@ class Sender:
             owners = await repo.sending_owners(session)
             dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
             recovered = await repo.recover_outbox(
-                session, stale_before=now - timedelta(seconds=self.stuck_after),
-                dead_owners=dead, alive_owner=self.owner)
+                session,
+                stale_before=now - timedelta(seconds=self.stuck_after),
+                dead_owners=dead,
+                alive_owner=self.owner,
+            )
         if recovered:
             self.stats.recovered += recovered
-            log.warning("took back %s messages claimed by a sender that stopped (%s)",
-                        recovered, ", ".join(dead) or "silent too long")
+            log.warning(
+                "took back %s messages claimed by a sender that stopped (%s)",
+                recovered,
+                ", ".join(dead) or "silent too long",
+            )
 
     async def _round(self) -> float:
         """Claim what may be sent now and start a task per chat; returns how long to wait."""
@@ -452,17 +477,27 @@ class Sender:
         free = self.window - self.claimed
         now = self.clock()
         async with self.sessions.begin() as session:
-            rows = await repo.claim_outbox(session, owner=self.owner, now=now,
-                                           limit=URGENT_CLAIM, max_priority=URGENT_PRIORITY,
-                                           skip_locked=self.skip_locked)
+            rows = await repo.claim_outbox(
+                session,
+                owner=self.owner,
+                now=now,
+                limit=URGENT_CLAIM,
+                max_priority=URGENT_PRIORITY,
+                skip_locked=self.skip_locked,
+            )
             free -= len(rows)
             if free > 0:
-                rows += await repo.claim_outbox(session, owner=self.owner, now=now,
-                                                limit=free, skip_locked=self.skip_locked)
+                rows += await repo.claim_outbox(
+                    session, owner=self.owner, now=now, limit=free, skip_locked=self.skip_locked
+                )
             # A reply is often two or three messages: take the rest of each chat along.
             rows += await repo.claim_followers(
-                session, owner=self.owner, now=now, chat_ids=sorted({r.chat_id for r in rows}),
-                limit=CHAT_CLAIM * max(1, len(rows)))
+                session,
+                owner=self.owner,
+                now=now,
+                chat_ids=sorted({r.chat_id for r in rows}),
+                limit=CHAT_CLAIM * max(1, len(rows)),
+            )
         rows.sort(key=lambda r: r.id)
         for row in rows:
             self._enqueue(row)
@@ -476,8 +511,9 @@ class Sender:
             queue = self._chats[row.chat_id] = ChatQueue(rows=deque())
         queue.rows.append(row)
         if queue.task is None:
-            queue.task = asyncio.create_task(self._deliver_chat(row.chat_id, queue),
-                                             name=f"leerbot-send-{row.chat_id}")
+            queue.task = asyncio.create_task(
+                self._deliver_chat(row.chat_id, queue), name=f"leerbot-send-{row.chat_id}"
+            )
 
     async def _settle(self, deadline: float) -> None:
         while self._chats and time.monotonic() < deadline:
@@ -513,8 +549,11 @@ class Sender:
             raise
         except Exception:
             # Named by outbox row, not chat: a private chat id is the pupil's Telegram id.
-            log.exception("delivery of outbox row %s failed; trying again in %.0f s",
-                          queue.rows[0].id if queue.rows else None, RETRY_BUG_S)
+            log.exception(
+                "delivery of outbox row %s failed; trying again in %.0f s",
+                queue.rows[0].id if queue.rows else None,
+                RETRY_BUG_S,
+            )
             queue.in_call = False
             self.gate.succeeded()  # a probe that ended in a bug must not shut the door
             await self._put_back([r.id for r in queue.rows])
@@ -532,8 +571,9 @@ class Sender:
             async with self.sessions.begin() as session:
                 await repo.release_claims(session, owner=self.owner, row_ids=row_ids)
                 for row_id in row_ids:
-                    await repo.finish_outbox(session, row_id, status="pending",
-                                             now=self.clock(), not_before=later)
+                    await repo.finish_outbox(
+                        session, row_id, status="pending", now=self.clock(), not_before=later
+                    )
 
     async def _acquire(self, row: Outbox) -> TokenBucket:
         bucket = self._chat_bucket(row.chat_id)
@@ -574,15 +614,21 @@ class Sender:
             except BadRequest as exc:
                 self.gate.succeeded()
                 message = str(exc)
-                if "not modified" in message.lower() or \
-                        "message to edit not found" in message.lower():
+                if (
+                    "not modified" in message.lower()
+                    or "message to edit not found" in message.lower()
+                ):
                     await self._finish(row, status="sent", error=message)
                     queue.in_call = False
                     return Outcome.DONE
                 self.stats.errors += 1
                 self.metrics.errors.labels(kind="bad_request").inc()
-                log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal, no traceback needed)
-                          message)
+                log.error(  # noqa: TRY400 (an expected refusal, no traceback needed)
+                    "Telegram refused outbox row %s (%s): %s",
+                    row.id,
+                    row.method,
+                    message,
+                )
                 await self._finish(row, status="dead", error=message)
                 queue.in_call = False
                 return Outcome.DONE
@@ -593,13 +639,17 @@ class Sender:
                 self.metrics.errors.labels(kind="network").inc()
                 backoff = self._backoff(started)
                 if attempts >= MAX_ATTEMPTS:
-                    log.error("giving up outbox row %s after %s attempts: %s", row.id,  # noqa: TRY400 (expected, logged once)
-                              attempts, exc)
-                    await self._finish(row, status="dead", error=str(exc),
-                                       attempts=attempts)
+                    log.error(  # noqa: TRY400 (expected, logged once)
+                        "giving up outbox row %s after %s attempts: %s",
+                        row.id,
+                        attempts,
+                        exc,
+                    )
+                    await self._finish(row, status="dead", error=str(exc), attempts=attempts)
                     return Outcome.DONE
-                log.warning("send failed (%s), attempt %s; all sends wait %.1f s", exc,
-                            attempts, backoff)
+                log.warning(
+                    "send failed (%s), attempt %s; all sends wait %.1f s", exc, attempts, backoff
+                )
                 await self._note_failure(row, attempts, str(exc))
                 continue
             except (InvalidToken, Conflict) as exc:
@@ -608,8 +658,12 @@ class Sender:
                 self.gate.succeeded()
                 self.stats.errors += 1
                 self.metrics.errors.labels(kind="refused").inc()
-                log.error("Telegram refused outbox row %s (%s): %s", row.id, row.method,  # noqa: TRY400 (an expected refusal)
-                          exc)
+                log.error(  # noqa: TRY400 (an expected refusal)
+                    "Telegram refused outbox row %s (%s): %s",
+                    row.id,
+                    row.method,
+                    exc,
+                )
                 await self._finish(row, status="dead", error=str(exc))
                 queue.in_call = False
                 return Outcome.DONE
@@ -621,8 +675,11 @@ class Sender:
             self.stats.latencies.append(call_s)
             if len(self.stats.latencies) > 5000:
                 del self.stats.latencies[:2500]
-            queued_s = (self.clock() - row.created_at).total_seconds() \
-                if row.created_at is not None else None
+            queued_s = (
+                (self.clock() - row.created_at).total_seconds()
+                if row.created_at is not None
+                else None
+            )
             self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
             await self._finish(row, status="sent", message_id=message_id)
             self.metrics.record_gap.observe(time.monotonic() - started - call_s)
@@ -658,17 +715,29 @@ class Sender:
             return int(result.get("message_id", 0)) or None
         return None
 
-    async def _finish(self, row: Outbox, *, status: str, error: str | None = None,
-                      message_id: int | None = None, attempts: int | None = None) -> None:
+    async def _finish(
+        self,
+        row: Outbox,
+        *,
+        status: str,
+        error: str | None = None,
+        message_id: int | None = None,
+        attempts: int | None = None,
+    ) -> None:
         """Write the outcome at once: the shorter this gap, the rarer a resend after a crash."""
-        values: dict[str, Any] = {"id": row.id, "status": status, "claimed_by": None,
-                                  "claimed_at": None}
+        values: dict[str, Any] = {
+            "id": row.id,
+            "status": status,
+            "claimed_by": None,
+            "claimed_at": None,
+        }
         if status == "sent":
             values.update(sent_at=self.clock(), message_id=message_id)
             if any(key.endswith("_b64") for key in row.payload):
                 # A sent file (a pupil's data export, a card) is not kept as a second copy.
-                values["payload"] = {k: v for k, v in row.payload.items()
-                                     if not k.endswith("_b64")}
+                values["payload"] = {
+                    k: v for k, v in row.payload.items() if not k.endswith("_b64")
+                }
         if error is not None:
             values["last_error"] = error[:300]
         if attempts is not None:
@@ -678,31 +747,54 @@ class Sender:
     async def _note_failure(self, row: Outbox, attempts: int, error: str) -> None:
         row.attempts = attempts
         async with self.sessions.begin() as session:
-            await repo.finish_outbox(session, row.id, status="sending", now=self.clock(),
-                                     error=error, attempts=attempts)
+            await repo.finish_outbox(
+                session, row.id, status="sending", now=self.clock(), error=error, attempts=attempts
+            )
 
     async def _blocked(self, row: Outbox, error: str) -> None:
         log.info("outbox row %s: the chat blocked the bot; marking and skipping", row.id)
         async with self.sessions.begin() as session:
-            await repo.finish_outbox(session, row.id, status="dead", now=self.clock(),
-                                     error=error)
+            await repo.finish_outbox(session, row.id, status="dead", now=self.clock(), error=error)
             await repo.mark_chat_blocked(session, row.chat_id)
             if row.flag_id is not None:
                 from store.models import Flag, FlagEvent
 
-                await session.execute(update(Flag).where(Flag.id == row.flag_id)
-                                      .values(delivery_failed=True, updated_at=self.clock()))
+                await session.execute(
+                    update(Flag)
+                    .where(Flag.id == row.flag_id)
+                    .values(delivery_failed=True, updated_at=self.clock())
+                )
                 # The staff member sees in the flag's history that this message never arrived.
-                session.add(FlagEvent(flag_id=row.flag_id, action="delivery_failed",
-                                      note="blocked by the user", created_at=self.clock()))
+                session.add(
+                    FlagEvent(
+                        flag_id=row.flag_id,
+                        action="delivery_failed",
+                        note="blocked by the user",
+                        created_at=self.clock(),
+                    )
+                )
 
 
-def make_sender(*, sessions: Sessions, engine: AsyncEngine, bot: Bot, global_rate: float,
-                chat_rate: float, metrics: DeliveryMetrics | None = None) -> Sender:
+def make_sender(
+    *,
+    sessions: Sessions,
+    engine: AsyncEngine,
+    bot: Bot,
+    global_rate: float,
+    chat_rate: float,
+    metrics: DeliveryMetrics | None = None,
+) -> Sender:
     """A sender for this database: SKIP LOCKED claims and LISTEN wake-ups on PostgreSQL."""
     postgres = engine.dialect.name == "postgresql"
-    return Sender(sessions=sessions, bot=bot, global_rate=global_rate, chat_rate=chat_rate,
-                  skip_locked=postgres, engine=engine, metrics=metrics)
+    return Sender(
+        sessions=sessions,
+        bot=bot,
+        global_rate=global_rate,
+        chat_rate=chat_rate,
+        skip_locked=postgres,
+        engine=engine,
+        metrics=metrics,
+    )
 
 
 class SenderChild:
@@ -722,7 +814,9 @@ class SenderChild:
         """Start the child (the environment, and so the settings, are the bot's)."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leerbot.cli", "sender", "--listen", "", "--wake-stdin"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         assert self.proc.stdin is not None  # noqa: S101 (stdin=PIPE above)
         os.set_blocking(self.proc.stdin.fileno(), False)
         self.starts += 1
@@ -755,8 +849,10 @@ class SenderChild:
             while True:
                 if self.proc is None or self.proc.poll() is not None:
                     if self.proc is not None:
-                        log.error("the sender process exited (%s); starting a new one",
-                                  self.proc.returncode)
+                        log.error(
+                            "the sender process exited (%s); starting a new one",
+                            self.proc.returncode,
+                        )
                     self.start()
                 await asyncio.sleep(self.restart_s)
         finally:
@@ -816,14 +912,28 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
     engine = make_engine(settings.database_url)
     sessions = make_sessions(engine)
     metrics = DeliveryMetrics()
-    request = HTTPXRequest(connection_pool_size=64, read_timeout=15, write_timeout=15,
-                           connect_timeout=5, pool_timeout=10)
-    bot = Bot(settings.token, base_url=settings.telegram_api_url,
-              base_file_url=settings.file_url, request=request)
+    request = HTTPXRequest(
+        connection_pool_size=64,
+        read_timeout=15,
+        write_timeout=15,
+        connect_timeout=5,
+        pool_timeout=10,
+    )
+    bot = Bot(
+        settings.token,
+        base_url=settings.telegram_api_url,
+        base_file_url=settings.file_url,
+        request=request,
+    )
     await bot.initialize()
-    sender = make_sender(sessions=sessions, engine=engine, bot=bot,
-                         global_rate=settings.send_rate_global,
-                         chat_rate=settings.send_rate_chat, metrics=metrics)
+    sender = make_sender(
+        sessions=sessions,
+        engine=engine,
+        bot=bot,
+        global_rate=settings.send_rate_global,
+        chat_rate=settings.send_rate_chat,
+        metrics=metrics,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -831,22 +941,32 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
     server: uvicorn.Server | None = None
     serving: asyncio.Task[None] | None = None
     if address is not None:
-        app = Starlette(routes=ops_routes(metrics=metrics, sessions=lambda: sessions,
-                                          rasa_url=None))
-        server = _QuietServer(uvicorn.Config(app, host=address[0], port=address[1],
-                                             log_level="warning", access_log=False,
-                                             lifespan="off"))
+        app = Starlette(
+            routes=ops_routes(metrics=metrics, sessions=lambda: sessions, rasa_url=None)
+        )
+        server = _QuietServer(
+            uvicorn.Config(
+                app,
+                host=address[0],
+                port=address[1],
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+            )
+        )
         serving = asyncio.create_task(server.serve(), name="leerbot-sender-ops")
     running = asyncio.create_task(sender.run(), name="leerbot-sender")
     watcher = asyncio.create_task(_watch_stdin(sender, stop)) if wake_stdin else None
-    log.info("sender started as %s (%.0f messages/s at most)", sender.owner,
-             settings.send_rate_global)
+    log.info(
+        "sender started as %s (%.0f messages/s at most)", sender.owner, settings.send_rate_global
+    )
     if wake_stdin:  # the bot waits for this line before it takes updates
         sys.stdout.buffer.write(READY + b"\n")
         sys.stdout.buffer.flush()
     try:
-        await asyncio.wait([running, asyncio.create_task(stop.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [running, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         await sender.stop()
         running.cancel()

@@ -45,8 +45,9 @@ TRANSIENT = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 SenderMode = Literal["external", "child", "inline"]
 
-_errors: ContextVar[list[BaseException] | None] = ContextVar("leerbot_webhook_errors",
-                                                             default=None)
+_errors: ContextVar[list[BaseException] | None] = ContextVar(
+    "leerbot_webhook_errors", default=None
+)
 
 
 def webhook_secret(settings: Settings) -> str:
@@ -81,8 +82,9 @@ async def _note_error(_update: object, context: ContextTypes.DEFAULT_TYPE) -> No
         box.append(context.error)
 
 
-def create_app(settings: Settings, *, sender_mode: SenderMode = "external",
-               runtime: Runtime | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, sender_mode: SenderMode = "external", runtime: Runtime | None = None
+) -> Starlette:
     """The webhook ASGI app: POST <path>, /healthz, /readyz, /metrics.
 
     `sender_mode` (see bot/features.py): "external" for workers next to `leerbot sender`,
@@ -144,8 +146,10 @@ def create_app(settings: Settings, *, sender_mode: SenderMode = "external",
     def sessions() -> Any:
         return state.runtime.sessions if state.runtime is not None else None
 
-    routes = [Route(webhook_path(settings), telegram, methods=["POST"]),
-              *ops_routes(metrics=state.metrics, sessions=sessions, rasa_url=settings.rasa_url)]
+    routes = [
+        Route(webhook_path(settings), telegram, methods=["POST"]),
+        *ops_routes(metrics=state.metrics, sessions=sessions, rasa_url=settings.rasa_url),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.webhook = state
     return app
@@ -167,11 +171,14 @@ async def register_webhook(settings: Settings) -> None:
         return
     from telegram import Bot
 
-    bot = Bot(settings.token, base_url=settings.telegram_api_url,
-              base_file_url=settings.file_url)
+    bot = Bot(settings.token, base_url=settings.telegram_api_url, base_file_url=settings.file_url)
     async with bot:
-        await bot.set_webhook(settings.webhook_url, secret_token=webhook_secret(settings),
-                              allowed_updates=Update.ALL_TYPES, max_connections=40)
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=webhook_secret(settings),
+            allowed_updates=Update.ALL_TYPES,
+            max_connections=40,
+        )
     log.info("webhook registered")
 
 
@@ -181,12 +188,19 @@ def run_webhook(settings: Settings, *, workers: int = 1, with_sender: bool = Fal
 
     host, port = split_listen(settings.webhook_listen)
     if with_sender and workers > 1:
-        raise ValueError("--with-sender needs --workers 1: the 30 messages/s limit is per bot, "
-                         "so one process sends (run `leerbot sender`)")
+        raise ValueError(
+            "--with-sender needs --workers 1: the 30 messages/s limit is per bot, "
+            "so one process sends (run `leerbot sender`)"
+        )
     asyncio.run(register_webhook(settings))
     # Telegram retries until we listen, so registering first loses nothing.
-    common: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
-                              "access_log": False, "timeout_graceful_shutdown": 10}
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
     if workers == 1:
         mode: SenderMode = "child" if with_sender else "external"
         uvicorn.run(create_app(settings, sender_mode=mode), **common)

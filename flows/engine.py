@@ -83,9 +83,16 @@ class _Turn:
         return Button(label=label, payload=f"{ALWAYS if always else self.state.turn}:{code}")
 
 
-def step(state: PupilState, inbound: Inbound, ctx: Context, *, now: datetime) -> StepResult:
-    """Advance one pupil by one event; returns the new state, the messages and the events."""
-    turn = _Turn(ctx=ctx, state=_copy_state(state), now=now)
+def step(
+    state: PupilState, inbound: Inbound, ctx: Context, *, now: datetime, owned: bool = False
+) -> StepResult:
+    """Advance one pupil by one event; returns the new state, the messages and the events.
+
+    The caller's `state` is left as it was, unless `owned` says the caller has just loaded it
+    for this step and will not use it again (the bot, per update): then the engine works on
+    it directly and saves a copy per step.
+    """
+    turn = _Turn(ctx=ctx, state=state if owned else _copy_state(state), now=now)
     _dispatch(turn, inbound)
     return StepResult(state=turn.state, outbound=tuple(turn.out), events=tuple(turn.events))
 

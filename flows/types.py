@@ -38,7 +38,7 @@ class Inbound:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Button:
     """An inline button: the adapter signs `payload` into callback data."""
 
@@ -46,7 +46,7 @@ class Button:
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outbound:
     """One message to the pupil; `edit` replaces the message whose button was pressed."""
 

@@ -93,6 +93,7 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
 _REPEATS = re.compile(r"(.)\1{2,}")
 _NUMBERISH = re.compile(r"\d+(?:ste|de|e|u|h|x|min|km|kg|cm|m|jarig|jaar|uur)?")
 _VOWELS = frozenset("aeiouy")
+_SPACE = re.compile(" ")
 
 
 # ---------------------------------------------------------------- lexicon
@@ -120,6 +121,23 @@ class _Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Index:
+    """Which patterns of a group can match a text, from the openings of its words."""
+
+    by_opening: Mapping[str, tuple[int, ...]]
+    always: tuple[int, ...]  # patterns that may start anywhere: always searched
+    openings: frozenset[str] = frozenset()  # the keys of by_opening
+
+    def candidates(self, starts: frozenset[str]) -> list[int]:
+        """The numbers of the patterns worth searching, in the lexicon's order."""
+        numbers = set(self.always)
+        by_opening = self.by_opening
+        for opening in starts & self.openings:
+            numbers.update(by_opening[opening])
+        return sorted(numbers)
+
+
+@dataclass(frozen=True, slots=True)
 class Lexicon:
     """The compiled safety lexicon (see content/safety/lexicon.yaml)."""
 
@@ -140,22 +158,26 @@ class Lexicon:
     signals: tuple[_Rule, ...]
     ambiguous: tuple[_Rule, ...]
     alarm: _Pattern
-    # Which signal rules can match a text with a given word opening: most texts touch a
-    # handful of the ~300 rules, so looking them up beats testing each (engine hot path).
-    signal_index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    signal_always: tuple[int, ...] = ()
+    # Which rules of each group can match a text with a given word opening: most texts touch
+    # a handful of the ~400 rules, so looking them up beats testing each (engine hot path).
+    signal_index: _Index = field(default_factory=lambda: _Index({}, ()))
+    ambiguous_index: _Index = field(default_factory=lambda: _Index({}, ()))
+    figurative_index: _Index = field(default_factory=lambda: _Index({}, ()))
+    innocent_index: _Index = field(default_factory=lambda: _Index({}, ()))
 
 
-def _rule_index(rules: tuple[_Rule, ...]) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
-    index: dict[str, list[int]] = {}
+def _pattern_index(patterns: Iterable[_Pattern]) -> _Index:
+    by_opening: dict[str, list[int]] = {}
     always: list[int] = []
-    for number, rule in enumerate(rules):
-        if rule.pattern.starts is None:
+    for number, pattern in enumerate(patterns):
+        if pattern.starts is None:
             always.append(number)
             continue
-        for start in rule.pattern.starts:
-            index.setdefault(start, []).append(number)
-    return {k: tuple(v) for k, v in index.items()}, tuple(always)
+        for start in pattern.starts:
+            by_opening.setdefault(start, []).append(number)
+    return _Index(
+        {k: tuple(v) for k, v in by_opening.items()}, tuple(always), frozenset(by_opening)
+    )
 
 
 def _expand(pattern: str, macros: Mapping[str, str]) -> str:
@@ -245,15 +267,9 @@ def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
 
 
 def _word_starts(text: str) -> frozenset[str]:
-    """Every opening (_MIN_KEY to _KEY characters) that a word of the normalised text has."""
-    starts: set[str] = set()
-    position = -1
-    while True:
-        window = text[position + 1 : position + 1 + _KEY]
-        starts.update(window[:n] for n in range(_MIN_KEY, len(window) + 1))
-        position = text.find(" ", position + 1)
-        if position == -1:
-            return frozenset(starts)
+    """Every opening (_MIN_KEY to _KEY characters) of the text from a word start on."""
+    words = [0, *(m.end() for m in _SPACE.finditer(text))]
+    return frozenset(text[p : p + n] for p in words for n in range(_MIN_KEY, _KEY + 1))
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
@@ -306,7 +322,9 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     norm, ctx, macros = data["normalise"], data["context"], data["macros"]
     signals = _rules(data["signals"], macros)
-    signal_index, signal_always = _rule_index(signals)
+    ambiguous = _rules(data["ambiguous"], macros)
+    figurative = tuple(_compile(p, macros) for p in data["figurative"])
+    innocent = tuple(_compile(p, macros) for p in data["innocent"])
     return Lexicon(
         tokens={str(k): tuple(str(v).split()) for k, v in norm["tokens"].items()},
         k_verbs=frozenset(norm["k_verbs"]),
@@ -320,13 +338,15 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
         first_person=frozenset(ctx["first_person"]),
         other_person=frozenset(ctx["other_person"]),
         clause_break=re.compile(ctx["clause_break"]),
-        figurative=tuple(_compile(p, macros) for p in data["figurative"]),
-        innocent=tuple(_compile(p, macros) for p in data["innocent"]),
+        figurative=figurative,
+        innocent=innocent,
         signals=signals,
-        ambiguous=_rules(data["ambiguous"], macros),
+        ambiguous=ambiguous,
         alarm=_compile(data["alarm_words"], macros),
-        signal_index=signal_index,
-        signal_always=signal_always,
+        signal_index=_pattern_index(r.pattern for r in signals),
+        ambiguous_index=_pattern_index(r.pattern for r in ambiguous),
+        figurative_index=_pattern_index(figurative),
+        innocent_index=_pattern_index(innocent),
     )
 
 
@@ -469,12 +489,15 @@ class _Finding:
 
 
 def _mask(
-    text: str, patterns: Iterable[_Pattern], starts: frozenset[str]
+    text: str, patterns: tuple[_Pattern, ...], index: _Index, starts: frozenset[str]
 ) -> tuple[str, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     chars: list[str] | None = None
-    for pattern in patterns:
-        for match in pattern.matches(text, starts):
+    for number in index.candidates(starts):
+        regex = patterns[number].regex
+        if regex.search(text) is None:
+            continue
+        for match in _matches(regex, text):
             if chars is None:
                 chars = list(text)
             start, end = match.span()
@@ -553,11 +576,10 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
 
 def _signals(doc: _Text, lex: Lexicon, text: str, starts: frozenset[str]) -> list[_Finding]:
     found: list[_Finding] = []
-    numbers = set(lex.signal_always)
-    for opening in starts:
-        numbers.update(lex.signal_index.get(opening, ()))
-    for number in sorted(numbers):  # the lexicon's order, as before the index
+    for number in lex.signal_index.candidates(starts):
         rule = lex.signals[number]
+        if rule.pattern.regex.search(text) is None:
+            continue  # the common case, decided without starting the generator
         for match in _matches(rule.pattern.regex, text):
             start, end = match.span()
             level, category = _signal_level(rule, doc, lex, start, end)
@@ -571,8 +593,8 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
     # visible to the signals but remembered.
     # Masking only hides words, so the openings of the unmasked words still cover every match.
     starts = _word_starts(doc.normalized)
-    plain, _ = _mask(doc.normalized, lex.innocent, starts)
-    masked, figurative = _mask(plain, lex.figurative, starts)
+    plain, _ = _mask(doc.normalized, lex.innocent, lex.innocent_index, starts)
+    masked, figurative = _mask(plain, lex.figurative, lex.figurative_index, starts)
     findings: list[_Finding] = []
     for hit in _signals(doc, lex, plain, starts):
         if (
@@ -584,8 +606,11 @@ def _assess(doc: _Text, lex: Lexicon) -> list[_Finding]:
             # clearly casual either: ask.
             hit = _Finding(SafetyLevel.UNCLEAR, hit.category, hit.start, hit.end)
         findings.append(hit)
-    for rule in lex.ambiguous:
-        for match in rule.pattern.matches(masked, starts):
+    for number in lex.ambiguous_index.candidates(starts):
+        rule = lex.ambiguous[number]
+        if rule.pattern.regex.search(masked) is None:
+            continue
+        for match in _matches(rule.pattern.regex, masked):
             findings.append(_Finding(SafetyLevel.UNCLEAR, rule.category, *match.span()))
     covered = [(f.start, f.end) for f in findings]
     for match in lex.alarm.matches(masked, starts):
@@ -606,7 +631,12 @@ def _casual(normalized: str) -> bool:
         return True
     starts = _word_starts(words)
     return any(
-        next(p.matches(words, starts), None) is not None for p in (*lex.figurative, *lex.innocent)
+        next(_matches(patterns[number].regex, words), None) is not None
+        for patterns, index in (
+            (lex.figurative, lex.figurative_index),
+            (lex.innocent, lex.innocent_index),
+        )
+        for number in index.candidates(starts)
     )
 
 

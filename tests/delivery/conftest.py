@@ -38,8 +38,9 @@ class TimedRequest(HTTPXRequest):
         super().__init__(**options)
         self.calls: list[tuple[str, float, float, int]] = []  # method, start, end, status
 
-    async def do_request(self, url: str, method: str, *args: Any,
-                         **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         start = time.monotonic()
         status = 0
         try:
@@ -53,8 +54,12 @@ class TimedRequest(HTTPXRequest):
 async def tg_bot(sandbox_url: str) -> AsyncIterator[telegram.Bot]:
     """A PTB Bot on the sandbox, as the sender uses it (`bot.request.calls` has timings)."""
     request = TimedRequest(connection_pool_size=32, read_timeout=5, connect_timeout=2)
-    bot = telegram.Bot(TOKEN, base_url=f"{sandbox_url}/bot",
-                       base_file_url=f"{sandbox_url}/file/bot", request=request)
+    bot = telegram.Bot(
+        TOKEN,
+        base_url=f"{sandbox_url}/bot",
+        base_file_url=f"{sandbox_url}/file/bot",
+        request=request,
+    )
     async with bot:
         yield bot
 

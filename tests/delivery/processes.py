@@ -23,13 +23,20 @@ class Service:
     reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, env: dict[str, str], *args: str, ready: str,
-                    count: int = 1, timeout: float = 40.0) -> Service:
+    async def start(
+        cls, env: dict[str, str], *args: str, ready: str, count: int = 1, timeout: float = 40.0
+    ) -> Service:
         """Start `leerbot ARGS` and wait until `ready` was logged `count` times."""
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "leerbot.cli", *args, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "leerbot.cli",
+            *args,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         service = cls(args, proc)
         service.reader = asyncio.create_task(service._read())
         await service.wait_for(ready, count=count, timeout=timeout)
@@ -49,17 +56,23 @@ class Service:
         deadline = time.monotonic() + timeout
         while self.count(marker) < count:
             if self.proc.returncode is not None:
-                raise AssertionError(f"leerbot {' '.join(self.args)} exited:\n"
-                                     + "\n".join(self.lines[-30:]))
+                raise AssertionError(
+                    f"leerbot {' '.join(self.args)} exited:\n" + "\n".join(self.lines[-30:])
+                )
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {marker!r} x{count} from leerbot "
-                                     f"{' '.join(self.args)}:\n" + "\n".join(self.lines[-30:]))
+                raise AssertionError(
+                    f"no {marker!r} x{count} from leerbot "
+                    f"{' '.join(self.args)}:\n" + "\n".join(self.lines[-30:])
+                )
             await asyncio.sleep(0.05)
 
     def workers(self) -> list[psutil.Process]:
         """uvicorn's worker processes (children running multiprocessing's spawn_main)."""
-        return [child for child in self.children()
-                if any("spawn_main" in part for part in child.cmdline())]
+        return [
+            child
+            for child in self.children()
+            if any("spawn_main" in part for part in child.cmdline())
+        ]
 
     def children(self) -> list[psutil.Process]:
         """Processes this one started (a polling bot's sender, uvicorn's workers)."""

@@ -17,8 +17,14 @@ DONE = 'Goed gedaan! Je bent klaar met "Wie ben ik?".'
 EXAMPLE = "Ik heb thuis een fiets gemaakt"
 QUESTION = re.compile(r"^Vraag (\d) van 5")
 STEPS = ("graag", "sterk", "voorbeeld", "anderen", "gevoel")
-FIXED = ("13 of ouder", "Ja, dat is oké", "🆕 Wie ben ik?", "▶️ Wie ben ik?", "Alles",
-         "Nee, dank je")
+FIXED = (
+    "13 of ouder",
+    "Ja, dat is oké",
+    "🆕 Wie ben ik?",
+    "▶️ Wie ben ik?",
+    "Alles",
+    "Nee, dank je",
+)
 
 
 @dataclass
@@ -37,15 +43,14 @@ class Walk:
 
     def highest_question(self) -> int:
         """The highest "Vraag k van 5" this pupil was shown (0: none)."""
-        found = [int(m.group(1)) for msg in self.seen()
-                 if (m := QUESTION.match(msg.content))]
+        found = [int(m.group(1)) for msg in self.seen() if (m := QUESTION.match(msg.content))]
         return max(found, default=0)
 
     def acknowledged_steps(self) -> list[str]:
         """Steps whose answer the bot acknowledged by asking the next question (or finishing)."""
         if any(DONE in m.content for m in self.seen()):
             return list(STEPS)
-        return list(STEPS[:max(0, self.highest_question() - 1)])
+        return list(STEPS[: max(0, self.highest_question() - 1)])
 
 
 def next_action(pupil: SimulatedPupil) -> tuple[str, str, BotMessage | None] | None:
@@ -81,8 +86,14 @@ def next_action(pupil: SimulatedPupil) -> tuple[str, str, BotMessage | None] | N
     return ("send", "/verder", None)
 
 
-async def walk(pupil: SimulatedPupil, code: str, *, stop: asyncio.Event,
-               think: tuple[float, float], reply_timeout: float = 3.0) -> Walk:
+async def walk(
+    pupil: SimulatedPupil,
+    code: str,
+    *,
+    stop: asyncio.Event,
+    think: tuple[float, float],
+    reply_timeout: float = 3.0,
+) -> Walk:
     """Join with `code` and do the module until done or until `stop` is set."""
     record = Walk(pupil)
     action: tuple[str, str, BotMessage | None] | None = ("send", f"/start {code}", None)

@@ -12,19 +12,29 @@ from store import repo
 from store.db import Sessions
 from store.models import Outbox
 
-SEND_METHODS = {"sendmessage", "editmessagetext", "editmessagereplymarkup", "sendphoto",
-                "senddocument", "editmessagecaption"}  # Bot API names are case-insensitive
+SEND_METHODS = {
+    "sendmessage",
+    "editmessagetext",
+    "editmessagereplymarkup",
+    "sendphoto",
+    "senddocument",
+    "editmessagecaption",
+}  # Bot API names are case-insensitive
 
 
-async def queue(sessions: Sessions, chat_id: int, texts: list[str], *,
-                priority: int = 0) -> None:
+async def queue(sessions: Sessions, chat_id: int, texts: list[str], *, priority: int = 0) -> None:
     """Commit one sendMessage per text for `chat_id`, as a transaction of the bot would."""
     now = datetime.now(UTC)
     async with sessions.begin() as session:
         for text in texts:
-            await repo.enqueue(session, chat_id=chat_id, method="sendMessage",
-                               payload={"chat_id": chat_id, "text": text}, priority=priority,
-                               now=now)
+            await repo.enqueue(
+                session,
+                chat_id=chat_id,
+                method="sendMessage",
+                payload={"chat_id": chat_id, "text": text},
+                priority=priority,
+                now=now,
+            )
 
 
 async def outbox(sessions: Sessions) -> list[Outbox]:
@@ -49,36 +59,46 @@ def expected(rows: list[Outbox]) -> dict[int, list[tuple[str, int]]]:
     for row in rows:
         if row.last_error and "not modified" in row.last_error:
             continue  # Telegram refused a no-op edit; nothing reached the chat
-        target = row.message_id if row.method.startswith("send") else \
-            int(row.payload["message_id"])
+        target = (
+            row.message_id if row.method.startswith("send") else int(row.payload["message_id"])
+        )
         chats[row.chat_id].append((row.method.lower(), int(target or 0)))
     return chats
 
 
 def assert_each_sent_once_in_order(log: list[dict[str, Any]], rows: list[Outbox]) -> None:
     """Every outbox row reached its chat exactly once, in queue order, and nothing else did."""
-    unsent = [(r.id, r.chat_id, r.method, r.status, r.last_error) for r in rows
-              if r.status != "sent"]
+    unsent = [
+        (r.id, r.chat_id, r.method, r.status, r.last_error) for r in rows if r.status != "sent"
+    ]
     assert unsent == [], f"not sent: {unsent}"
     got, want = delivered(log), expected(rows)
     for chat_id in sorted(set(got) | set(want)):
-        assert got.get(chat_id, []) == want.get(chat_id, []), \
+        assert got.get(chat_id, []) == want.get(chat_id, []), (
             f"chat {chat_id}: delivered {got.get(chat_id)}, queued {want.get(chat_id)}"
+        )
 
 
 async def seed_class(sessions: Sessions, *, module: str = "wie-ben-ik") -> str:
     """A school, teacher and class with `module` assigned; returns the join code."""
     async with sessions.begin() as session:
         school = await repo.add_school(session, name="Sint-Jozef VTI")
-        teacher = await repo.add_staff(session, school=school, email="an@school.be",
-                                       name="An Peeters", role="teacher", password_hash=None)
+        teacher = await repo.add_staff(
+            session,
+            school=school,
+            email="an@school.be",
+            name="An Peeters",
+            role="teacher",
+            password_hash=None,
+        )
         klass = await repo.add_class(session, school=school, name="5A", teacher=teacher)
         await repo.assign(session, klass=klass, module_id=module, due=None)
         return klass.join_code
 
 
-def assert_sent_in_order_at_least_once(log: list[dict[str, Any]],
-                                       rows: list[Outbox]) -> dict[int, int]:
+def assert_sent_in_order_at_least_once(
+    log: list[dict[str, Any]], rows: list[Outbox]
+) -> dict[int, int]:
     """Like `assert_each_sent_once_in_order`, but a message may have gone out twice: the copy
     Telegram accepted just before a crash, unrecorded. Returns such copies per chat.
 
@@ -89,23 +109,38 @@ def assert_sent_in_order_at_least_once(log: list[dict[str, Any]],
     unsent = [(r.id, r.status) for r in rows if r.status != "sent"]
     assert unsent == [], f"not sent: {unsent}"
     got, want = delivered(log), expected(rows)
-    refused = {(r.chat_id, int(r.payload["message_id"])) for r in rows
-               if not r.method.startswith("send") and r.last_error
-               and "not modified" in r.last_error}
+    refused = {
+        (r.chat_id, int(r.payload["message_id"]))
+        for r in rows
+        if not r.method.startswith("send") and r.last_error and "not modified" in r.last_error
+    }
     # Only sends create messages; an edit row's message_id is its target (the pupil may have
     # pressed a button on the unrecorded copy).
-    recorded = {(r.chat_id, int(r.message_id)) for r in rows
-                if r.message_id is not None and r.method.lower().startswith("send")}
+    recorded = {
+        (r.chat_id, int(r.message_id))
+        for r in rows
+        if r.message_id is not None and r.method.lower().startswith("send")
+    }
     copies: dict[int, int] = {}
     for chat_id in sorted(set(got) | set(want)):
-        want[chat_id] = [(method, target) for method, target in want.get(chat_id, [])
-                         if method.startswith("send") or (chat_id, target) not in refused]
-        got[chat_id] = [(method, target) for method, target in got.get(chat_id, [])
-                        if method.startswith("send") or (chat_id, target) not in refused]
-        kept = [(method, message_id) for method, message_id in got.get(chat_id, [])
-                if not method.startswith("send") or (chat_id, message_id) in recorded]
+        want[chat_id] = [
+            (method, target)
+            for method, target in want.get(chat_id, [])
+            if method.startswith("send") or (chat_id, target) not in refused
+        ]
+        got[chat_id] = [
+            (method, target)
+            for method, target in got.get(chat_id, [])
+            if method.startswith("send") or (chat_id, target) not in refused
+        ]
+        kept = [
+            (method, message_id)
+            for method, message_id in got.get(chat_id, [])
+            if not method.startswith("send") or (chat_id, message_id) in recorded
+        ]
         if len(kept) < len(got.get(chat_id, [])):
             copies[chat_id] = len(got[chat_id]) - len(kept)
-        assert kept == want.get(chat_id, []), \
+        assert kept == want.get(chat_id, []), (
             f"chat {chat_id}: delivered {got.get(chat_id)}, queued {want.get(chat_id)}"
+        )
     return copies

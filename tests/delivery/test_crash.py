@@ -58,13 +58,13 @@ class Load:
 
 
 @asynccontextmanager
-async def product(database_url: str, env: dict[str, str]) -> AsyncIterator[tuple[Stack,
-                                                                                  Sessions]]:
+async def product(database_url: str, env: dict[str, str]) -> AsyncIterator[tuple[Stack, Sessions]]:
     """Sandbox and database with a class to join (the processes are the test's business)."""
     engine = make_engine(database_url)
     try:
-        async with running_stack(database_url, start_bot=False,
-                                 extra_env={**FAST, **env}) as stack:
+        async with running_stack(
+            database_url, start_bot=False, extra_env={**FAST, **env}
+        ) as stack:
             yield stack, make_sessions(engine)
     finally:
         await engine.dispose()
@@ -74,8 +74,10 @@ async def start_load(stack: Stack, sessions: Sessions) -> Load:
     """PUPILS pupils join and work; returns once they are well under way."""
     code = await seed_class(sessions)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(walk(p, code, stop=stop, think=THINK))
-             for p in await stack.client.create_pupils(PUPILS)]
+    tasks = [
+        asyncio.create_task(walk(p, code, stop=stop, think=THINK))
+        for p in await stack.client.create_pupils(PUPILS)
+    ]
     await asyncio.sleep(BEFORE_S)
     return Load(stack, sessions, tasks, stop)
 
@@ -93,8 +95,13 @@ async def drained(sessions: Sessions, timeout: float = 20.0) -> None:
 async def answers_by_pupil(sessions: Sessions) -> dict[int, set[str]]:
     """Telegram user id → the steps with a stored answer."""
     async with sessions() as s:
-        rows = (await s.execute(select(Pupil.telegram_user_id, Answer.step_id)
-                                .join(Answer, Answer.pupil_id == Pupil.id))).all()
+        rows = (
+            await s.execute(
+                select(Pupil.telegram_user_id, Answer.step_id).join(
+                    Answer, Answer.pupil_id == Pupil.id
+                )
+            )
+        ).all()
     found: dict[int, set[str]] = {}
     for user_id, step in rows:
         found.setdefault(user_id, set()).add(step)
@@ -110,8 +117,7 @@ async def check_answers(sessions: Sessions, walks: list[Walk]) -> None:
         assert missing == set(), f"{record.pupil.name}: acknowledged but not stored: {missing}"
 
 
-async def test_a_killed_bot_loses_no_answer_and_sends_each_message_once(
-        sqlite_url: str) -> None:
+async def test_a_killed_bot_loses_no_answer_and_sends_each_message_once(sqlite_url: str) -> None:
     """Polling, the default: the bot process dies; its sender child finishes what it sends."""
     async with product(sqlite_url, {}) as (stack, sessions):
         bot = await Service.start(stack.env(), "bot", ready="Application started")
@@ -137,8 +143,9 @@ async def test_a_killed_sender_sends_again_at_most_what_was_in_flight(sqlite_url
         await bot.wait_for("sender started", count=2)
         walks = await load.finish()
         await drained(sessions)
-        again = assert_sent_in_order_at_least_once(await stack.client.log(),
-                                                   await outbox(sessions))
+        again = assert_sent_in_order_at_least_once(
+            await stack.client.log(), await outbox(sessions)
+        )
         # Only a call Telegram answered as the process died can go out twice, and a chat has
         # one call in flight at a time: at most one repeated message per chat.
         assert set(again.values()) <= {1}
@@ -147,17 +154,28 @@ async def test_a_killed_sender_sends_again_at_most_what_was_in_flight(sqlite_url
 
 
 async def test_a_killed_webhook_worker_loses_no_answer_and_sends_each_message_once(
-        postgres_factory: PostgresFactory) -> None:
+    postgres_factory: PostgresFactory,
+) -> None:
     """Two webhook workers on PostgreSQL and one `leerbot sender`; one worker is SIGKILLed."""
     url = await postgres_factory.new_async()
     port = free_port()
-    env = {"LEERBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
-           "LEERBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}"}
+    env = {
+        "LEERBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
+        "LEERBOT_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+    }
     async with product(url, env) as (stack, sessions):
         sender, bot = await asyncio.gather(
             Service.start(stack.env(), "sender", "--listen", "", ready="sender started"),
-            Service.start(stack.env(), "bot", "--webhook", "--workers", "2",
-                          ready="webhook worker ready", count=2))
+            Service.start(
+                stack.env(),
+                "bot",
+                "--webhook",
+                "--workers",
+                "2",
+                ready="webhook worker ready",
+                count=2,
+            ),
+        )
         load = await start_load(stack, sessions)
         victim = bot.workers()[0]
         victim.kill()

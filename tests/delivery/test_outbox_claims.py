@@ -20,8 +20,9 @@ def texts(rows: list[Outbox]) -> list[str]:
     return [str(r.payload["text"]) for r in rows]
 
 
-async def test_a_claim_takes_the_oldest_message_of_each_idle_chat(sessions: Sessions,
-                                                                  database_url: str) -> None:
+async def test_a_claim_takes_the_oldest_message_of_each_idle_chat(
+    sessions: Sessions, database_url: str
+) -> None:
     await queue(sessions, 1, ["1a", "1b", "1c"])
     await queue(sessions, 2, ["2a", "2b"])
     await queue(sessions, 3, ["3a"], priority=9)
@@ -41,8 +42,11 @@ async def test_followers_come_along_up_to_a_message_that_must_wait(sessions: Ses
     await queue(sessions, 1, ["first", "second", "later", "last"])
     rows = await outbox(sessions)
     async with sessions.begin() as s:
-        await s.execute(update(Outbox).where(Outbox.id == rows[2].id)
-                        .values(not_before=NOW + timedelta(seconds=30)))
+        await s.execute(
+            update(Outbox)
+            .where(Outbox.id == rows[2].id)
+            .values(not_before=NOW + timedelta(seconds=30))
+        )
         head = await repo.claim_outbox(s, owner="a", now=NOW, limit=10)
         behind = await repo.claim_followers(s, owner="a", now=NOW, chat_ids=[1], limit=10)
     assert (texts(head), texts(behind)) == (["first"], ["second"])
@@ -57,15 +61,18 @@ async def test_urgent_claims_leave_broadcasts_waiting(sessions: Sessions) -> Non
 
 
 async def test_a_message_waiting_to_retry_holds_back_the_rest_of_its_chat(
-        sessions: Sessions) -> None:
+    sessions: Sessions,
+) -> None:
     await queue(sessions, 1, ["first", "second"])
     rows = await outbox(sessions)
     async with sessions.begin() as s:
-        await s.execute(update(Outbox).where(Outbox.id == rows[0].id)
-                        .values(not_before=NOW + timedelta(seconds=30)))
+        await s.execute(
+            update(Outbox)
+            .where(Outbox.id == rows[0].id)
+            .values(not_before=NOW + timedelta(seconds=30))
+        )
         assert await repo.claim_outbox(s, owner="a", now=NOW, limit=10) == []
-        later = await repo.claim_outbox(s, owner="a", now=NOW + timedelta(seconds=31),
-                                        limit=10)
+        later = await repo.claim_outbox(s, owner="a", now=NOW + timedelta(seconds=31), limit=10)
     assert texts(later) == ["first"]
 
 
@@ -77,12 +84,16 @@ async def test_claims_of_a_dead_sender_go_back_to_the_queue(sessions: Sessions) 
         await repo.claim_outbox(s, owner="dead", now=NOW, limit=1)
         await repo.claim_outbox(s, owner="silent", now=NOW - timedelta(minutes=5), limit=1)
         await repo.claim_outbox(s, owner="alive", now=NOW - timedelta(minutes=5), limit=1)
-        recovered = await repo.recover_outbox(s, stale_before=NOW - timedelta(seconds=30),
-                                              dead_owners=["dead"], alive_owner="alive")
+        recovered = await repo.recover_outbox(
+            s, stale_before=NOW - timedelta(seconds=30), dead_owners=["dead"], alive_owner="alive"
+        )
     assert recovered == 2
     rows = await outbox(sessions)
     assert [(r.status, r.claimed_by) for r in rows] == [
-        ("pending", None), ("pending", None), ("sending", "alive")]
+        ("pending", None),
+        ("pending", None),
+        ("sending", "alive"),
+    ]
 
 
 async def test_concurrent_senders_never_share_a_message_or_a_chat(database_url: str) -> None:
@@ -101,8 +112,9 @@ async def test_concurrent_senders_never_share_a_message_or_a_chat(database_url: 
             while idle < 5:
                 now = datetime.now(UTC)
                 async with sessions.begin() as s:
-                    rows = await repo.claim_outbox(s, owner=owner, now=now, limit=3,
-                                                   skip_locked=skip)
+                    rows = await repo.claim_outbox(
+                        s, owner=owner, now=now, limit=3, skip_locked=skip
+                    )
                 idle = 0 if rows else idle + 1
                 for row in rows:
                     # A random "send" time: two holders of one chat would finish out of order.

@@ -25,8 +25,7 @@ FAST = {"global_rate": 500.0, "chat_rate": 100.0, "chat_burst": 100.0}
 def sender_for(sessions: Sessions, bot: telegram.Bot, **options: object) -> Sender:
     """A sender as a bot process builds it (SKIP LOCKED on PostgreSQL)."""
     engine = sessions.kw["bind"]
-    options = {"skip_locked": engine.dialect.name == "postgresql", "engine": engine,
-               **options}
+    options = {"skip_locked": engine.dialect.name == "postgresql", "engine": engine, **options}
     return Sender(sessions=sessions, bot=bot, **options)  # type: ignore[arg-type]
 
 
@@ -50,8 +49,10 @@ async def wait_until_sent(sessions: Sessions, count: int, timeout: float = 20.0)
         if sum(r.status in {"sent", "dead"} for r in rows) >= count:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not delivered in {timeout} s: "
-                         f"{[(r.id, r.status, r.last_error) for r in rows if r.status != 'sent']}")
+    raise AssertionError(
+        f"not delivered in {timeout} s: "
+        f"{[(r.id, r.status, r.last_error) for r in rows if r.status != 'sent']}"
+    )
 
 
 async def pupils(client: SandboxClient, count: int) -> list[SimulatedPupil]:
@@ -62,7 +63,8 @@ async def pupils(client: SandboxClient, count: int) -> list[SimulatedPupil]:
 
 
 async def test_every_message_reaches_its_chat_once_and_in_order(
-        sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     chats = [p.chat_id for p in await pupils(client, 12)]
     for chat in chats:
         await queue(sessions, chat, [f"bericht {i}" for i in range(5)])
@@ -71,17 +73,25 @@ async def test_every_message_reaches_its_chat_once_and_in_order(
 
 
 async def test_two_senders_deliver_each_message_once_and_in_order(
-        database_url: str, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    database_url: str, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     engines = [make_engine(database_url) for _ in range(2)]
     makers = [make_sessions(e) for e in engines]
     try:
         chats = [p.chat_id for p in await pupils(client, 20)]
         # Small windows (4 messages claimed at a time), a rate neither can drain the queue
         # with alone and quick polling make both senders take turns.
-        options = {"global_rate": 60.0, "chat_rate": 100.0, "chat_burst": 100.0,
-                   "window_s": 0.001, "idle_poll_s": 0.05}
-        async with running(sender_for(makers[0], tg_bot, **options)) as one, \
-                running(sender_for(makers[1], tg_bot, **options)) as two:
+        options = {
+            "global_rate": 60.0,
+            "chat_rate": 100.0,
+            "chat_burst": 100.0,
+            "window_s": 0.001,
+            "idle_poll_s": 0.05,
+        }
+        async with (
+            running(sender_for(makers[0], tg_bot, **options)) as one,
+            running(sender_for(makers[1], tg_bot, **options)) as two,
+        ):
             for round_ in range(4):  # messages keep coming while both send
                 for chat in chats:
                     await queue(makers[0], chat, [f"{round_}.{i}" for i in range(2)])
@@ -98,7 +108,8 @@ async def test_two_senders_deliver_each_message_once_and_in_order(
 
 
 async def test_a_reply_overtakes_a_broadcast_in_progress(
-        sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     crowd = [p.chat_id for p in await pupils(client, 61)]
     asker, crowd = crowd[0], crowd[1:]
     for chat in crowd:
@@ -115,7 +126,8 @@ async def test_a_reply_overtakes_a_broadcast_in_progress(
 
 
 async def test_rate_limits_keep_telegram_from_answering_429(
-        sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     await client.config(rate_limits=True)
     chats = [p.chat_id for p in await pupils(client, 41)]
     await queue(sqlite_sessions, chats[0], [f"deel {i}" for i in range(6)])
@@ -124,19 +136,24 @@ async def test_rate_limits_keep_telegram_from_answering_429(
     await sender_for(sqlite_sessions, tg_bot).drain(limit_s=20)
     log = await client.log()
     start = log[0]["time"]
-    refused = [(round(e["time"] - start, 3), e["chat_id"], e.get("description")) for e in log
-               if e["outcome"] == "429"]
+    refused = [
+        (round(e["time"] - start, 3), e["chat_id"], e.get("description"))
+        for e in log
+        if e["outcome"] == "429"
+    ]
     chat0 = [round(e["time"] - start, 3) for e in log if e["chat_id"] == chats[0]]
     assert refused == [], f"first chat's calls at {chat0}"
-    busy = [e["time"] for e in log
-            if e["chat_id"] == chats[0] and e["method"].lower() == "sendmessage"]
+    busy = [
+        e["time"] for e in log if e["chat_id"] == chats[0] and e["method"].lower() == "sendmessage"
+    ]
     assert len(busy) == 6
     assert busy[5] - busy[2] >= 2.5  # a burst of 3, then about one a second
     assert_each_sent_once_in_order(log, await outbox(sqlite_sessions))
 
 
 async def test_429_pauses_every_send_for_retry_after(
-        sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     chats = [p.chat_id for p in await pupils(client, 10)]
     for chat in chats:
         await queue(sqlite_sessions, chat, [f"bericht {i}" for i in range(3)])
@@ -148,8 +165,9 @@ async def test_429_pauses_every_send_for_retry_after(
     assert sender.stats.retry_after == 1
     calls = tg_bot.request.calls  # type: ignore[attr-defined]  # TimedRequest
     told = next(end for _, _, end, status in calls if status == 429)
-    started_in_window = [round(start - told, 3) for _, start, _, _ in calls
-                         if told < start < told + 2.0]
+    started_in_window = [
+        round(start - told, 3) for _, start, _, _ in calls if told < start < told + 2.0
+    ]
     assert started_in_window == []
     assert max(start for _, start, _, _ in calls) >= told + 2.0
     # On the sandbox's side: after the 429 only calls that were already on their way arrived.
@@ -161,7 +179,8 @@ async def test_429_pauses_every_send_for_retry_after(
 
 
 async def test_bad_gateway_backs_off_then_everything_arrives_in_order(
-        sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     chats = [p.chat_id for p in await pupils(client, 5)]
     for chat in chats:
         await queue(sqlite_sessions, chat, [f"bericht {i}" for i in range(3)])
@@ -180,12 +199,14 @@ async def test_bad_gateway_backs_off_then_everything_arrives_in_order(
 
 
 async def test_a_pupil_who_blocks_the_bot_is_marked_and_skipped(
-        sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     gone, other = await pupils(client, 2)
     async with sqlite_sessions.begin() as s:
         for p in (gone, other):
-            await repo.create_pupil(s, telegram_user_id=p.user_id, chat_id=p.chat_id,
-                                    first_name=p.name)
+            await repo.create_pupil(
+                s, telegram_user_id=p.user_id, chat_id=p.chat_id, first_name=p.name
+            )
     await gone.block()
     await queue(sqlite_sessions, gone.chat_id, ["een", "twee", "drie"])
     await queue(sqlite_sessions, other.chat_id, ["hallo"])
@@ -203,12 +224,12 @@ async def test_a_pupil_who_blocks_the_bot_is_marked_and_skipped(
 
 
 async def test_messages_claimed_by_a_dead_sender_are_sent_at_once(
-        sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot) -> None:
+    sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
     (pupil,) = await pupils(client, 1)
     await queue(sessions, pupil.chat_id, ["een", "twee"])
     async with sessions.begin() as s:  # a sender on this host, process 99999999, long gone
-        await repo.claim_outbox(s, owner=f"{HOST}:99999999:dead", now=datetime.now(UTC),
-                                limit=5)
+        await repo.claim_outbox(s, owner=f"{HOST}:99999999:dead", now=datetime.now(UTC), limit=5)
     started = time.monotonic()
     async with running(sender_for(sessions, tg_bot, **FAST)) as sender:
         await wait_until_sent(sessions, 2, timeout=5)

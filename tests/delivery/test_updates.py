@@ -48,15 +48,19 @@ async def counts(rig: BotRig, user_id: int) -> dict[str, Any]:
         pupil = (await s.scalars(select(Pupil).where(Pupil.telegram_user_id == user_id))).one()
         state = PupilState.model_validate(pupil.state)
         return {
-            "answers": await s.scalar(select(func.count()).select_from(Answer)
-                                      .where(Answer.pupil_id == pupil.id)),
-            "outbox": await s.scalar(select(func.count()).select_from(Outbox)
-                                     .where(Outbox.chat_id == user_id)),
+            "answers": await s.scalar(
+                select(func.count()).select_from(Answer).where(Answer.pupil_id == pupil.id)
+            ),
+            "outbox": await s.scalar(
+                select(func.count()).select_from(Outbox).where(Outbox.chat_id == user_id)
+            ),
             "updates": await s.scalar(select(func.count()).select_from(ProcessedUpdate)),
             "step": state.run.step if state.run else None,
             "selection": list(state.run.selection) if state.run else [],
-            "runs": [(r.module_id, r.position) for r in (await s.scalars(
-                select(Run).where(Run.pupil_id == pupil.id))).all()],
+            "runs": [
+                (r.module_id, r.position)
+                for r in (await s.scalars(select(Run).where(Run.pupil_id == pupil.id))).all()
+            ],
         }
 
 
@@ -68,12 +72,14 @@ async def start_module(rig: BotRig) -> int:
     return user_id
 
 
-def press(rig: BotRig, user_id: int, offered: dict[str, tuple[str, int]],
-          label: str) -> dict[str, Any]:
+def press(
+    rig: BotRig, user_id: int, offered: dict[str, tuple[str, int]], label: str
+) -> dict[str, Any]:
     """A callback update for `label` on the message that offered it (a fresh update id)."""
     data, message_id = offered[label]
-    return updates.callback(update_id=rig.next_update(), user_id=user_id, data=data,
-                            message_id=message_id)
+    return updates.callback(
+        update_id=rig.next_update(), user_id=user_id, data=data, message_id=message_id
+    )
 
 
 async def test_a_redelivered_update_has_one_effect(database_url: str) -> None:
@@ -107,8 +113,7 @@ async def test_two_fast_presses_of_one_pupil_both_count(database_url: str) -> No
     async with bot_rig(database_url) as rig, second_worker(rig) as other:
         user_id = await start_module(rig)
         offered = await rig.buttons(user_id)
-        first = Update.de_json(press(rig, user_id, offered, "Met mijn handen werken"),
-                               rig.app.bot)
+        first = Update.de_json(press(rig, user_id, offered, "Met mijn handen werken"), rig.app.bot)
         second = Update.de_json(press(rig, user_id, offered, "Buiten zijn"), other.bot)
         await asyncio.gather(rig.app.process_update(first), other.process_update(second))
         state = await counts(rig, user_id)
@@ -121,8 +126,10 @@ async def test_a_double_tap_on_done_moves_the_pupil_on_once(database_url: str) -
         user_id = await start_module(rig)
         await rig.press(user_id, "Met mijn handen werken")
         offered = await rig.buttons(user_id)
-        taps = [Update.de_json(press(rig, user_id, offered, "Klaar ✅"), bot)
-                for bot in (rig.app.bot, other.bot)]
+        taps = [
+            Update.de_json(press(rig, user_id, offered, "Klaar ✅"), bot)
+            for bot in (rig.app.bot, other.bot)
+        ]
         before = await counts(rig, user_id)
         mark = await rig.last_outbox_id()
         await asyncio.gather(rig.app.process_update(taps[0]), other.process_update(taps[1]))

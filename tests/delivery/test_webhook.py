@@ -38,12 +38,18 @@ async def webhook(database_url: str) -> AsyncIterator[Hook]:
     """The webhook app (sending from the same event loop) in front of a fresh sandbox."""
     port = free_port()
     async with running_sandbox() as (sandbox_url, _app):
-        settings = rig_settings(database_url, sandbox_url,
-                                webhook_url=f"http://127.0.0.1:{port}/telegram",
-                                webhook_listen=f"127.0.0.1:{port}")
+        settings = rig_settings(
+            database_url,
+            sandbox_url,
+            webhook_url=f"http://127.0.0.1:{port}/telegram",
+            webhook_listen=f"127.0.0.1:{port}",
+        )
         app = create_app(settings, sender_mode="inline")
-        async with serving(app, port=port) as url, SandboxClient(sandbox_url) as client, \
-                httpx.AsyncClient(base_url=url, timeout=10) as http:
+        async with (
+            serving(app, port=port) as url,
+            SandboxClient(sandbox_url) as client,
+            httpx.AsyncClient(base_url=url, timeout=10) as http,
+        ):
             yield Hook(url=url, settings=settings, client=client, http=http)
 
 
@@ -73,8 +79,9 @@ async def test_telegram_pushes_updates_and_the_pupil_gets_answers(database_url: 
         replies = await pupil.wait_for_reply(timeout=10)
         assert "Welkom! Je zit nu in de klas 5A." in "\n".join(m.content for m in replies)
         await pupil.press("13 of ouder")
-        assert "Je leerkracht ziet alleen wat jij deelt" in \
-            "\n".join(m.content for m in await pupil.wait_for_reply(timeout=10))
+        assert "Je leerkracht ziet alleen wat jij deelt" in "\n".join(
+            m.content for m in await pupil.wait_for_reply(timeout=10)
+        )
         after = await hook.client.get("/sandbox/api/stats")
         assert after["webhook_posts"] - info["webhook_posts"] == 2
         assert after["webhook_failures"] == 0
@@ -85,8 +92,9 @@ async def test_health_readiness_and_metrics(sqlite_url: str) -> None:
         pupil = await hook.client.create_pupil("Yusuf")
         await pupil.send("hallo")  # opens the chat; no webhook is set, so we post it ourselves
         update = updates.message(update_id=77, user_id=pupil.user_id, text="hallo")
-        assert (await hook.http.post("/telegram", json=update,
-                                     headers=hook.headers())).status_code == 200
+        assert (
+            await hook.http.post("/telegram", json=update, headers=hook.headers())
+        ).status_code == 200
         await pupil.wait_for_reply(timeout=10)
         health = await hook.http.get("/healthz")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})

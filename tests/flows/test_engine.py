@@ -569,3 +569,19 @@ def test_going_to_the_menu_in_a_module_pauses_it() -> None:
     assert [type(e).__name__ for e in result.events] == ["RunPaused"]
     assert pupil.state.run is None
     assert "wie-ben-ik" in pupil.state.paused
+
+
+def test_an_owned_state_gives_the_same_steps_as_a_copied_one() -> None:
+    # The bot lets the engine work on the state it just loaded (`owned=True`, no copy); over
+    # a long scripted walk through every module that must change nothing but the speed.
+    from bench.engine_bench import context, script
+
+    cat = catalog()
+    ctx = context(cat)
+    copied = owned = PupilState(mode="menu", age_band="13plus").model_dump_json()
+    for inbound in script(3_000, cat):
+        a = step(PupilState.model_validate_json(copied), inbound, ctx, now=NOW)
+        b = step(PupilState.model_validate_json(owned), inbound, ctx, now=NOW, owned=True)
+        assert (a.outbound, a.events) == (b.outbound, b.events)
+        copied, owned = a.state.model_dump_json(), b.state.model_dump_json()
+        assert copied == owned

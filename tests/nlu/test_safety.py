@@ -294,6 +294,12 @@ def test_the_rule_index_never_hides_a_match(
         for part in ("crisis", "concern", "check_in")
         for i in crisis_set[part]
     ] + [normalize(t) for t in casual_set]
+    groups = [
+        ([r.pattern for r in lex.signals], lex.signal_index),
+        ([r.pattern for r in lex.ambiguous], lex.ambiguous_index),
+        (list(lex.figurative), lex.figurative_index),
+        (list(lex.innocent), lex.innocent_index),
+    ]
     hidden = []
     for text in texts:
         starts = _word_starts(text)
@@ -301,4 +307,9 @@ def test_the_rule_index_never_hides_a_match(
             full = [m.span() for m in _matches(pattern.regex, text)]
             if full != [m.span() for m in pattern.matches(text, starts)]:
                 hidden.append((pattern.regex.pattern[:60], text))
+        for group, index in groups:
+            candidates = set(index.candidates(starts))
+            for number, pattern in enumerate(group):
+                if number not in candidates and next(_matches(pattern.regex, text), None):
+                    hidden.append((pattern.regex.pattern[:60], text))
     assert hidden == []
