@@ -69,6 +69,7 @@ TARGET_RATIO = 0.5
 TARGET_P99_MS = 300.0
 TARGET_BROADCAST_RATE = 27.0
 TARGET_RSS_MB = 250.0
+PHASES = ("throughput", "latency", "broadcast")
 UNLIMITED = {"LEERBOT_SEND_RATE_GLOBAL": "100000", "LEERBOT_SEND_RATE_CHAT": "100000"}
 
 
@@ -312,9 +313,11 @@ async def throughput(sandbox_url: str, db_url: str, code: str, plan: Plan) -> di
 
 
 async def latency_and_memory(
-    sandbox_url: str, db_url: str, code: str, plan: Plan
+    sandbox_url: str, db_url: str, code: str, plan: Plan, phases: tuple[str, ...] = PHASES
 ) -> dict[str, Any]:
-    """1,000 pupils at a human pace, then faster until p99 passes 300 ms; RSS meanwhile."""
+    """1,000 pupils at a human pace, then faster until p99 passes 300 ms; RSS meanwhile.
+
+    Without "latency" in `phases` the pupils only join (for the broadcast)."""
     env = product_env(db_url, sandbox_url, **UNLIMITED)
     async with (
         SandboxClient(sandbox_url, token=TOKEN, max_connections=100) as client,
@@ -322,6 +325,8 @@ async def latency_and_memory(
     ):
         pupils = await client.create_pupils(plan.pupils, prefix="Leerling")
         joined_s = await join(pupils, code)
+        if "latency" not in phases:
+            return {}
         peak = [0.0, 0.0]
 
         def sample() -> None:
@@ -432,25 +437,33 @@ async def broadcast(sandbox_url: str, db_url: str, plan: Plan) -> dict[str, Any]
     }
 
 
-async def measure(backend: str, postgres_url: str | None, plan: Plan) -> dict[str, Any]:
-    """All phases on one backend, each on a fresh sandbox process and database."""
+async def measure(
+    backend: str, postgres_url: str | None, plan: Plan, phases: tuple[str, ...] = PHASES
+) -> dict[str, Any]:
+    """The phases on one backend, each on a fresh sandbox process and database."""
     result: dict[str, Any] = {}
+    if "throughput" in phases:
+        async with database(backend, postgres_url) as db_url, sandbox_process() as sandbox_url:
+            code = await seed(db_url)
+            print(f"{backend}: throughput", flush=True)
+            result["throughput"] = await throughput(sandbox_url, db_url, code, plan)
+            print(f"  {result['throughput']}", flush=True)
+    if "latency" not in phases and "broadcast" not in phases:
+        return result
     async with database(backend, postgres_url) as db_url, sandbox_process() as sandbox_url:
         code = await seed(db_url)
-        print(f"{backend}: throughput", flush=True)
-        result["throughput"] = await throughput(sandbox_url, db_url, code, plan)
-        print(f"  {result['throughput']}", flush=True)
-    async with database(backend, postgres_url) as db_url, sandbox_process() as sandbox_url:
-        code = await seed(db_url)
-        print(f"{backend}: latency at {plan.pupils} pupils", flush=True)
-        result.update(await latency_and_memory(sandbox_url, db_url, code, plan))
-        print(f"{backend}: broadcast", flush=True)
-        result["broadcast"] = await broadcast(sandbox_url, db_url, plan)
-        print(f"  {result['broadcast']}", flush=True)
+        print(f"{backend}: {plan.pupils} pupils join", flush=True)
+        result.update(await latency_and_memory(sandbox_url, db_url, code, plan, phases))
+        if "broadcast" in phases:
+            print(f"{backend}: broadcast", flush=True)
+            result["broadcast"] = await broadcast(sandbox_url, db_url, plan)
+            print(f"  {result['broadcast']}", flush=True)
     return result
 
 
-def run(postgres_url: str | None = None, *, quick: bool = False) -> dict[str, Any]:
+def run(
+    postgres_url: str | None = None, *, quick: bool = False, phases: tuple[str, ...] = PHASES
+) -> dict[str, Any]:
     """Every phase on SQLite (and PostgreSQL with a URL); writes bench/results/delivery.json."""
     plan = QUICK if quick else Plan()
     results: dict[str, Any] = {
@@ -470,7 +483,7 @@ def run(postgres_url: str | None = None, *, quick: bool = False) -> dict[str, An
     }
     backends = ["sqlite"] + (["postgresql"] if postgres_url else [])
     for backend in backends:
-        results["backends"][backend] = asyncio.run(measure(backend, postgres_url, plan))
+        results["backends"][backend] = asyncio.run(measure(backend, postgres_url, plan, phases))
     results["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     results["ok"] = all(
         part.get("meets_target", True)
@@ -491,15 +504,19 @@ def table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, b in results["backends"].items():
-        t, lat, br, mem = b["throughput"], b["latency"], b["broadcast"], b["memory"]
-        human = lat["human_pace"]
-        lines.append(
-            f"| {name} | {t['echo_updates_per_s']} | {t['leerbot_updates_per_s']} "
-            f"({t['ratio']}) | {human['p50_ms']} / {human['p99_ms']} ms | "
-            f"{lat['max_offered_per_s_within_target']} presses/s | {br['messages_per_s']}, "
-            f"{br['http_429']}, {br['lost']} | {mem['bot_rss_mb']} MB ({mem['sender_rss_mb']} "
-            f"MB) |"
-        )
+        cells = [name, "–", "–", "–", "–", "–", "–"]  # a phase not run this time
+        if t := b.get("throughput"):
+            cells[1] = str(t["echo_updates_per_s"])
+            cells[2] = f"{t['leerbot_updates_per_s']} ({t['ratio']})"
+        if lat := b.get("latency"):
+            human = lat["human_pace"]
+            cells[3] = f"{human['p50_ms']} / {human['p99_ms']} ms"
+            cells[4] = f"{lat['max_offered_per_s_within_target']} presses/s"
+        if br := b.get("broadcast"):
+            cells[5] = f"{br['messages_per_s']}, {br['http_429']}, {br['lost']}"
+        if mem := b.get("memory"):
+            cells[6] = f"{mem['bot_rss_mb']} MB ({mem['sender_rss_mb']} MB)"
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -508,8 +525,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default=None, help="postgresql+asyncpg:// URL")
     parser.add_argument("--quick", action="store_true", help="fewer pupils, shorter phases")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help="a comma list of " + ", ".join(PHASES)
+    )
     args = parser.parse_args()
-    results = run(args.postgres, quick=args.quick)
+    phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        parser.error(f"unknown phase {unknown[0]!r}: choose from {', '.join(PHASES)}")
+    results = run(args.postgres, quick=args.quick, phases=phases)
     print(table(results))
     print("ok" if results["ok"] else "some targets missed (see bench/results/delivery.json)")
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.conversation import Conversation, Incoming
+from bot.conversation import CallbackAnswer, Conversation, Incoming
 from content.loader import Catalog, load_catalog
 from content.models import Module
 from leerbot.settings import Settings
@@ -20,6 +20,7 @@ from store import repo
 from store.db import Sessions, make_engine, make_sessions
 
 log = logging.getLogger("leerbot.bot")
+HTTP_POOL = 8  # connections to the Bot API per process (see build_application)
 
 COMMANDS = [
     ("menu", "Toon je opdrachten"),
@@ -100,6 +101,7 @@ def incoming_from_update(update: Update) -> Incoming | None:
             first_name=clean(query.from_user.first_name),
             callback_data=query.data or "",
             message_id=message.message_id,
+            answer=CallbackAnswer(query_id=query.id),
         )
     message = update.message
     if message is None or message.from_user is None:
@@ -147,7 +149,7 @@ class BotHandlers:
                 await update.callback_query.answer()
             return
         handled = await self.runtime.conversation.handle(incoming)
-        if update.callback_query is not None:
+        if update.callback_query is not None and not handled.answered:
             # Answering the button is a fast path outside the outbox: it only stops a spinner.
             with contextlib.suppress(Exception):
                 await update.callback_query.answer(text=handled.notice or None)
@@ -222,7 +224,9 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.file_url)
         .concurrent_updates(256)
-        .connection_pool_size(64)
+        # Few connections: httpx scans every pooled connection on each request, so a big pool
+        # costs CPU on every call; the bot's own calls are few (the sender sends replies).
+        .connection_pool_size(HTTP_POOL)
         .get_updates_connection_pool_size(2)
         .read_timeout(15)
         .write_timeout(15)

@@ -44,7 +44,7 @@ from nlu.safety import assess
 from nlu.types import Parse
 from store import repo
 from store.db import Sessions
-from store.models import Pupil, Run, School, SchoolClass
+from store.models import Pupil, Run, SchoolClass
 
 log = logging.getLogger("leerbot.conversation")
 
@@ -52,6 +52,14 @@ Clock = Callable[[], datetime]
 ParseFn = Callable[[str], Awaitable[Parse | None]]
 EventHook = Callable[[AsyncSession, Pupil, Event, datetime], Awaitable[None]]
 AttachmentRenderer = Callable[[AsyncSession, Pupil, str], Awaitable[bytes | None]]
+
+
+@dataclass(slots=True)
+class CallbackAnswer:
+    """Where a pressed button's answer goes: with the reply through the outbox, or direct."""
+
+    query_id: str = ""
+    queued: bool = False  # set when it rides along with the first reply row
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,7 @@ class Incoming:
     args: str = ""
     callback_data: str = ""
     message_id: int | None = None  # the message whose button was pressed
+    answer: CallbackAnswer = field(default_factory=CallbackAnswer)
     media_kind: str = ""
 
 
@@ -78,6 +87,7 @@ class Handled:
     notice: str = ""
     duplicate: bool = False
     outbox_ids: list[int] = field(default_factory=list)
+    answered: bool = False  # the callback answer was queued with the reply (the sender sends it)
 
 
 def _now() -> datetime:
@@ -206,7 +216,6 @@ class Conversation:
             )
         if klass is not None and join is JoinOutcome.JOINED:
             pupil.class_id = klass.id
-        pupil.last_seen_at = now
         pupil.chat_id = incoming.chat_id
         if pupil.blocked:
             pupil.blocked = False  # they write again, so they unblocked the bot
@@ -216,7 +225,8 @@ class Conversation:
                 session, pupil_id=pupil.id, direction="in", text=inbound.text, now=now
             )
         result = await self._step(session, pupil, inbound, join, incoming)
-        return Handled(notice=self._notice(result.outbound))
+        pupil.last_seen_at = now  # set after the step: one UPDATE of the pupil row, not two
+        return Handled(notice=self._notice(result.outbound), answered=incoming.answer.queued)
 
     async def _join_outcome(
         self, session: AsyncSession, pupil: Pupil | None, code: str
@@ -249,15 +259,18 @@ class Conversation:
         return next((o.notice for o in outbound if o.notice), "")
 
     async def context(
-        self, session: AsyncSession, pupil: Pupil, join: JoinOutcome, inbound: Inbound
+        self,
+        session: AsyncSession,
+        pupil: Pupil,
+        join: JoinOutcome,
+        inbound: Inbound,
+        state: PupilState,
     ) -> Context:
         """Everything the engine may know about this pupil beyond their own state."""
-        klass = await session.get(SchoolClass, pupil.class_id) if pupil.class_id else None
-        region = "BE"
-        if klass is not None:
-            school = await session.get(School, klass.school_id)
-            region = school.region if school else "BE"
-        assignments: list[Assignment] = []
+        if not engine.needs_overview(state, inbound, self.catalog):
+            # A multi-select press redraws its question: no class, assignments or runs needed.
+            return Context(catalog=self.catalog, join=join, first_name=pupil.first_name)
+        klass = await repo.class_context(session, pupil.class_id) if pupil.class_id else None
         runs = await repo.runs_for_pupil(session, pupil.id)
         status: dict[str, str] = {}
         for run in runs:
@@ -265,15 +278,10 @@ class Conversation:
                 status[run.module_id] = "done"
             elif status.get(run.module_id) != "done":
                 status[run.module_id] = "busy"
-        if klass is not None:
-            for a in await repo.assignments_for_class(session, klass.id):
-                assignments.append(
-                    Assignment(
-                        module=a.module_id,
-                        due=a.due,
-                        status=status.get(a.module_id, "new"),  # type: ignore[arg-type]  # new|busy|done
-                    )
-                )
+        assignments = [
+            Assignment(module=module, due=due, status=status.get(module, "new"))  # type: ignore[arg-type]  # new|busy|done
+            for module, due in (klass.assignments if klass else ())
+        ]
         history = None
         if engine.needs_history(inbound):
             history = await self._history(session, pupil)
@@ -282,7 +290,7 @@ class Conversation:
             assignments=tuple(assignments),
             class_name=klass.name if klass else None,
             join=join,
-            region=region,
+            region=klass.region if klass else "BE",
             history=history,
             first_name=pupil.first_name,
         )
@@ -318,8 +326,8 @@ class Conversation:
         flag_id: int | None = None,
     ) -> StepResult:
         now = self.clock()
-        ctx = await self.context(session, pupil, join, inbound)
         state = PupilState.model_validate(pupil.state or {})
+        ctx = await self.context(session, pupil, join, inbound, state)
         result = engine.step(state, inbound, ctx, now=now, owned=True)
         for event in result.events:
             await self._apply(session, pupil, event, result.state, now)
@@ -423,6 +431,10 @@ class Conversation:
         flag_id: int | None = None,
     ) -> None:
         edit_id = incoming.message_id if incoming is not None else None
+        # A pressed button is answered by the sender with the first message of the reply: one
+        # call less in this process (where updates queue), and the spinner stops as the
+        # answer arrives. Without a reply, the adapter answers it directly.
+        answer = incoming.answer if incoming is not None and incoming.answer.query_id else None
         for message in outbound:
             for method, params in render(self.secret, chat_id, message, edit_id):
                 if method in {"sendPhoto", "sendDocument"} and pupil is not None:
@@ -440,6 +452,14 @@ class Conversation:
                     params.pop("attachment", None)
                 elif method in {"sendPhoto", "sendDocument"}:
                     continue  # nothing to render for someone without a pupil row
+                if answer is not None and not answer.queued:
+                    notice = self._notice(outbound)
+                    params = dict(
+                        params,
+                        answer_callback={"callback_query_id": answer.query_id}
+                        | ({"text": notice} if notice else {}),
+                    )
+                    answer.queued = True
                 await repo.enqueue(
                     session,
                     chat_id=chat_id,
@@ -450,7 +470,8 @@ class Conversation:
                     flag_id=flag_id,
                     now=now,
                 )
-            if pupil is not None and message.text and message.kind == "text":
+            # An edit redraws a question the transcript already holds (a multi-select tick).
+            if pupil is not None and message.text and message.kind == "text" and not message.edit:
                 await repo.add_transcript(
                     session, pupil_id=pupil.id, direction="out", text=message.text, now=now
                 )

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from content.loader import Catalog
 from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind, Text
 from flows.types import (
     AnswerRecorded,
@@ -132,6 +133,35 @@ def needs_nlu(state: PupilState, inbound: Inbound) -> bool:
         return False
     word = _norm(inbound.text)
     return bool(word) and word not in PAUSE_WORDS | RESUME_WORDS | MENU_WORDS
+
+
+def needs_overview(state: PupilState, inbound: Inbound, catalog: Catalog) -> bool:
+    """False when the event can only redraw the current question in place.
+
+    That is a multi-select option or the "alleen voor mij" switch of the question on screen:
+    the step then reads nothing of the context but the catalog, so the adapter may skip
+    loading the class, its assignments and the pupil's runs (the most frequent update, and
+    one that must stay cheap). Anything else, or anything unsure, says True.
+    """
+    run = state.run
+    if (
+        inbound.kind is not InboundKind.BUTTON
+        or state.mode != "module"
+        or run is None
+        or run.phase != "steps"
+    ):
+        return True
+    stamp, _, code = inbound.payload.partition(":")
+    head, _, arg = code.partition(":")
+    if stamp != str(state.turn):
+        return True
+    module = catalog.get(run.module, run.version)
+    if module.version != run.version or run.step not in module.positions:
+        return True
+    kind = module.step(run.step).type
+    if head == "pv":
+        return kind is not StepKind.OPEN_TEXT
+    return not (head == "o" and arg.isdigit() and kind in {StepKind.MULTI_CHOICE, StepKind.TOP3})
 
 
 def needs_history(inbound: Inbound) -> bool:

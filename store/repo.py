@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -206,6 +207,34 @@ async def assign(
     session.add(assignment)
     await session.flush()
     return assignment, True
+
+
+@dataclass(frozen=True)
+class ClassContext:
+    """What a pupil's conversation needs of their class, read in one query."""
+
+    name: str
+    region: str
+    assignments: tuple[tuple[str, date | None], ...]  # (module, due), oldest first
+
+
+async def class_context(session: AsyncSession, class_id: int) -> ClassContext | None:
+    """The class's name, its school's region and its assignments (one round trip per update)."""
+    stmt = (
+        select(SchoolClass.name, School.region, Assignment.module_id, Assignment.due)
+        .join(School, School.id == SchoolClass.school_id)
+        .outerjoin(Assignment, Assignment.class_id == SchoolClass.id)
+        .where(SchoolClass.id == class_id)
+        .order_by(Assignment.id)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return None
+    return ClassContext(
+        name=rows[0].name,
+        region=rows[0].region or "BE",
+        assignments=tuple((r.module_id, r.due) for r in rows if r.module_id is not None),
+    )
 
 
 async def assignments_for_class(session: AsyncSession, class_id: int) -> Sequence[Assignment]:
@@ -441,9 +470,15 @@ _CAND = aliased(Outbox, name="cand")
 _OTHER = aliased(Outbox, name="other")
 
 
-async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limit: int,
-                       max_priority: int | None = None,
-                       skip_locked: bool = False) -> list[Outbox]:
+async def claim_outbox(
+    session: AsyncSession,
+    *,
+    owner: str,
+    now: datetime,
+    limit: int,
+    max_priority: int | None = None,
+    skip_locked: bool = False,
+) -> list[Outbox]:
     """Mark the oldest due message of up to `limit` idle chats `sending` for one sender.
 
     Per-chat order holds across processes: a message is claimable only while no message of
@@ -452,10 +487,16 @@ async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limi
     """
     cand, other = _CAND, _OTHER
     due = or_(cand.not_before.is_(None), cand.not_before <= now)
-    held = exists().where(other.chat_id == cand.chat_id, or_(
-        other.status == "sending", and_(other.id < cand.id, other.status == "pending")))
-    heads = (select(cand.id).where(cand.status == "pending", due, ~held)
-             .order_by(cand.priority, cand.id).limit(limit))
+    held = exists().where(
+        other.chat_id == cand.chat_id,
+        or_(other.status == "sending", and_(other.id < cand.id, other.status == "pending")),
+    )
+    heads = (
+        select(cand.id)
+        .where(cand.status == "pending", due, ~held)
+        .order_by(cand.priority, cand.id)
+        .limit(limit)
+    )
     if max_priority is not None:
         heads = heads.where(cand.priority <= max_priority)
     if skip_locked:
@@ -463,8 +504,9 @@ async def claim_outbox(session: AsyncSession, *, owner: str, now: datetime, limi
     return await _claim(session, heads, owner=owner, now=now)
 
 
-async def claim_followers(session: AsyncSession, *, owner: str, now: datetime,
-                          chat_ids: Sequence[int], limit: int) -> list[Outbox]:
+async def claim_followers(
+    session: AsyncSession, *, owner: str, now: datetime, chat_ids: Sequence[int], limit: int
+) -> list[Outbox]:
     """The due messages right behind the ones this sender holds in `chat_ids`, in order.
 
     Call it in the transaction that claimed those chats' first messages (or while holding
@@ -474,19 +516,29 @@ async def claim_followers(session: AsyncSession, *, owner: str, now: datetime,
         return []
     cand, other = _CAND, _OTHER
     due = or_(cand.not_before.is_(None), cand.not_before <= now)
-    waiting = exists().where(other.chat_id == cand.chat_id, other.id < cand.id,
-                             other.status == "pending", other.not_before > now)
-    rows = (select(cand.id).where(cand.chat_id.in_(list(chat_ids)), cand.status == "pending",
-                                  due, ~waiting)
-            .order_by(cand.id).limit(limit))
+    waiting = exists().where(
+        other.chat_id == cand.chat_id,
+        other.id < cand.id,
+        other.status == "pending",
+        other.not_before > now,
+    )
+    rows = (
+        select(cand.id)
+        .where(cand.chat_id.in_(list(chat_ids)), cand.status == "pending", due, ~waiting)
+        .order_by(cand.id)
+        .limit(limit)
+    )
     return await _claim(session, rows, owner=owner, now=now)
 
 
-async def _claim(session: AsyncSession, ids: Any, *, owner: str,
-                 now: datetime) -> list[Outbox]:
-    stmt = (update(Outbox).where(Outbox.id.in_(ids.scalar_subquery()))
-            .values(status="sending", claimed_by=owner, claimed_at=now)
-            .returning(Outbox).execution_options(synchronize_session=False))
+async def _claim(session: AsyncSession, ids: Any, *, owner: str, now: datetime) -> list[Outbox]:
+    stmt = (
+        update(Outbox)
+        .where(Outbox.id.in_(ids.scalar_subquery()))
+        .values(status="sending", claimed_by=owner, claimed_at=now)
+        .returning(Outbox)
+        .execution_options(synchronize_session=False)
+    )
     rows = list((await session.scalars(stmt)).all())
     rows.sort(key=lambda r: r.id)
     return rows

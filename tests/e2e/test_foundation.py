@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
 from sandbox.driver import SimulatedPupil
 from store.db import make_engine, make_sessions
-from store.models import Answer, Pupil, Run, TranscriptLine
+from store.models import Answer, Outbox, Pupil, Run, TranscriptLine
 from tests.support.stack import Stack, running_stack, until
 
 pytestmark = pytest.mark.e2e
@@ -173,3 +175,38 @@ async def test_bad_input_gets_kind_dutch_answers(sqlite_url: str) -> None:
     assert not any(
         line.text.startswith("/start") and "-100" in line.text for line in rows["lines"]
     )
+
+
+async def test_a_pressed_button_is_answered_with_its_reply(sqlite_url: str) -> None:
+    # The answer to a button press rides with the reply through the outbox (the sender sends
+    # both); a press past the limit gets its toast the same way, and nothing is answered twice.
+    async with running_stack(sqlite_url) as stack:
+        pupil = await join_and_consent(stack)
+        answered = len(pupil.callback_answers)  # the age and consent buttons
+        await pupil.press("🆕 Wie ben ik?")
+        await pupil.wait_for_reply()
+        for label in ("Met mijn handen werken", "Buiten zijn", "Met mijn handen werken"):
+            await pupil.press(label)
+            await pupil.wait_for_reply()
+        await pupil.press("Klaar ✅")
+        await until(pupil, "Vraag 2 van 5")
+        for label in ("Handig met mijn handen", "Goed met mensen", "Ik hou vol"):
+            await pupil.press(label)
+            await pupil.wait_for_reply()
+        await pupil.press("Ik leer snel")  # a fourth of three: a toast, nothing to redraw
+        for _ in range(50):
+            if len(pupil.callback_answers) == answered + 9:
+                break
+            await asyncio.sleep(0.1)
+        assert len(pupil.callback_answers) == answered + 9
+        assert pupil.callback_answers[-1] == "Je kan er maximaal 3 kiezen."
+        engine = make_engine(sqlite_url)
+        try:
+            async with make_sessions(engine)() as s:
+                payloads = (
+                    await s.scalars(select(Outbox.payload).where(Outbox.chat_id == pupil.chat_id))
+                ).all()
+        finally:
+            await engine.dispose()
+        # Every press but the last (no reply to carry it: answered directly) went with its reply.
+        assert sum("answer_callback" in p for p in payloads) == answered + 8

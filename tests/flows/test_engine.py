@@ -9,7 +9,7 @@ import pytest
 
 from content.loader import Catalog, load_texts
 from content.models import Module
-from flows.engine import needs_nlu, step
+from flows.engine import needs_nlu, needs_overview, step
 from flows.types import (
     AnswerRecorded,
     Assignment,
@@ -585,3 +585,40 @@ def test_an_owned_state_gives_the_same_steps_as_a_copied_one() -> None:
         assert (a.outbound, a.events) == (b.outbound, b.events)
         copied, owned = a.state.model_dump_json(), b.state.model_dump_json()
         assert copied == owned
+
+
+def test_a_step_that_needs_no_overview_reads_none() -> None:
+    # The bot skips loading the class, its assignments and the pupil's runs when
+    # `needs_overview` says so: over a long walk through every module, such a step must give
+    # exactly what it gives with the full context.
+    from bench.engine_bench import context, script
+
+    cat = catalog()
+    full, bare = context(cat), Context(catalog=cat, class_name=None)
+    blob = PupilState(mode="menu", age_band="13plus").model_dump_json()
+    skipped = 0
+    for inbound in script(3_000, cat):
+        state = PupilState.model_validate_json(blob)
+        a = step(state, inbound, full, now=NOW)
+        if not needs_overview(state, inbound, cat):
+            skipped += 1
+            b = step(state, inbound, bare, now=NOW)
+            assert (a.outbound, a.events, a.state) == (b.outbound, b.events, b.state)
+        blob = a.state.model_dump_json()
+    assert skipped > 300  # multi-select presses are common: the check really ran
+
+
+def test_needs_overview_for_anything_but_redrawing_the_question() -> None:
+    pupil = started("wie-ben-ik")
+    state = pupil.state
+    assert not needs_overview(
+        state, Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:o:0"), pupil.catalog
+    )
+    for inbound in (
+        Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:ok"),  # may end the question
+        Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn - 1}:o:0"),  # an old keyboard
+        Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:menu"),
+        Inbound(kind=InboundKind.TEXT, text="Met mijn handen werken"),
+        Inbound(kind=InboundKind.COMMAND, command="menu"),
+    ):
+        assert needs_overview(state, inbound, pupil.catalog), inbound
