@@ -185,7 +185,7 @@ async def test_a_pressed_button_is_answered_with_its_reply(sqlite_url: str) -> N
         answered = len(pupil.callback_answers)  # the age and consent buttons
         await pupil.press("🆕 Wie ben ik?")
         await pupil.wait_for_reply()
-        for label in ("Met mijn handen werken", "Buiten zijn", "Met mijn handen werken"):
+        for label in ("Met mijn handen werken", "Buiten zijn", "✅ Met mijn handen werken"):
             await pupil.press(label)
             await pupil.wait_for_reply()
         await pupil.press("Klaar ✅")
