@@ -153,9 +153,10 @@ Leerbot demo is running (Ctrl-C stops everything)
         for _, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 10  # one deadline for all, then whatever is left dies
         for _, proc in procs:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
 

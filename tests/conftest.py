@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support.databases import PostgresFactory, SqliteFactory, check_postgres, in_thread
 
 BACKENDS = ["sqlite", "postgres"]
+_BEFORE = pytest.StashKey[frozenset[int]]()  # processes that ran before this test run
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,6 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_BEFORE] = frozenset(psutil.pids())
     url = config.getoption("--postgres")
     if url and not str(url).startswith("postgresql+asyncpg://"):
         raise pytest.UsageError(f"--postgres must be a postgresql+asyncpg:// URL, got {url!r}")
@@ -68,3 +74,39 @@ def sqlite_url(sqlite_factory: SqliteFactory) -> str:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def _leftover_processes(before: frozenset[int]) -> list[psutil.Process]:
+    """Our own product processes (this interpreter, `leerbot.cli`) started by this test run."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        cmdline = proc.info["cmdline"] or [""]
+        if (
+            proc.info["pid"] != os.getpid()
+            and proc.info["pid"] not in before
+            and any("leerbot" in part for part in cmdline[1:3])  # -m leerbot.cli, bin/leerbot
+            # this virtualenv's interpreter: a test run in another clone is not ours
+            and os.path.join(proc.info["cwd"] or "/", cmdline[0]).startswith(sys.prefix)
+        ):
+            found.append(proc)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A test that leaves a bot, sender or sandbox running would disturb every later test and
+    # benchmark on the machine: such a leak fails the run (after cleaning it up).
+    before = session.config.stash.get(_BEFORE, frozenset())
+    leftovers = _leftover_processes(before)
+    if not leftovers:
+        return
+    deadline = time.monotonic() + 5
+    while leftovers and time.monotonic() < deadline:  # a child may still be on its way out
+        time.sleep(0.2)
+        leftovers = [p for p in leftovers if p.is_running() and p.status() != "zombie"]
+    if not leftovers:
+        return
+    names = ", ".join(" ".join(p.info["cmdline"][1:4]) for p in leftovers)
+    for proc in leftovers:
+        proc.kill()
+    sys.stderr.write(f"\nthe tests left product processes running (now killed): {names}\n")
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +55,7 @@ def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: teardown can reach every child
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -64,20 +67,25 @@ def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
         lines.append(line)
         if "NLU (Rasa):" in line:
             break
+    # Keep reading: the demo's children log to this pipe, and a full pipe would block them
+    # (they then never stop on Ctrl-C).
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     found = re.search(r"demo join link:\s+(\S+)", "".join(lines))
-    assert found, "leerbot up did not print a join link:\n" + "".join(lines[-40:])
     try:
+        assert found, "leerbot up did not print a join link:\n" + "".join(lines[-40:])
         yield {
             "chat": f"http://127.0.0.1:{sandbox_port}/",
             "link": found.group(1),
             "output": "".join(lines),
         }
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does: `up` stops its children
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
 
 
 def test_demo_prints_urls_and_a_pupil_joins_in_the_web_chat(demo: dict[str, str]) -> None:
