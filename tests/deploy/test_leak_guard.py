@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-LEAKY_TEST = '''
+LEAKY_TEST = """
 PID_FILE = {pid_file!r}
 import subprocess, sys, time, urllib.request
 from tests.support.sandbox_server import free_port
@@ -29,7 +29,7 @@ def test_leaks_a_sandbox():
             return
         except OSError:
             time.sleep(0.2)
-'''
+"""
 
 
 def test_a_leaked_product_process_fails_the_run_and_is_killed(
