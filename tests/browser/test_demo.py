@@ -80,10 +80,8 @@ def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
         }
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does: `up` stops its children
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
 
