@@ -162,7 +162,7 @@ async def run_echo_bench(
     Give `app` when the sandbox runs in this event loop: the driver then skips HTTP.
     """
     async with (
-        _echo_bot(base_url, token=token, press_reply=press_reply, own_process=bot_process),
+        echo_bot(base_url, token=token, press_reply=press_reply, own_process=bot_process),
         SandboxClient(
             base_url, token=token, max_connections=max(20, n_pupils // 4), app=app
         ) as client,
@@ -185,7 +185,7 @@ async def run_echo_bench(
 
 
 @asynccontextmanager
-async def _echo_bot(
+async def echo_bot(
     base_url: str, *, token: str, press_reply: PressReply, own_process: bool
 ) -> AsyncIterator[None]:
     if not own_process:

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -353,8 +353,7 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
 # ---------------------------------------------------------------- normalisation
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: one is made per word of every text, so cheap to build
     text: str  # normalised
     start: int  # span in the original text
     end: int

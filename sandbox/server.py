@@ -89,6 +89,7 @@ async def bot_api(request: Request) -> Response:
         bot = state.bot_for_token(request.path_params["token"])
     except ApiError as err:
         return _error(err)
+    bot.stats["requests"] += 1
     method = request.path_params["method"]
     name = method.lower()
     handler = HANDLERS.get(name)

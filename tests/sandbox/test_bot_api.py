@@ -554,6 +554,24 @@ async def test_webhook_gets_updates_in_order_with_the_secret_and_retries(
 # ------------------------------------------------------------------ limits and faults
 
 
+async def test_stats_count_requests_per_bot_and_in_all(
+    client: SandboxClient, bot: telegram.Bot, url: str
+) -> None:
+    # The bot's own counter is what a harness waits on ("has this bot called yet?").
+    async def overall() -> int:
+        return int((await client.http.get("/sandbox/api/stats")).json()["requests"])
+
+    before, everything = await client.stats(), await overall()
+    other = telegram.Bot("999:OTHER", base_url=f"{url}/bot")
+    async with other:  # getMe
+        await other.get_updates(timeout=0)
+    await bot.get_updates(timeout=0)
+    await bot.get_me()
+    after = await client.stats()
+    assert after["requests"] - before["requests"] == 2
+    assert await overall() - everything == 4  # the other bot's getMe and getUpdates too
+
+
 async def test_without_rate_limits_a_burst_to_one_chat_all_succeeds(
     client: SandboxClient, bot: telegram.Bot
 ) -> None:
