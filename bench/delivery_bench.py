@@ -86,6 +86,8 @@ class Plan:
     pupils: int = 1000
     intervals: tuple[float, ...] = (10.0, 5.0, 2.5, 1.25, 0.625)
     step_s: float = 20.0
+    slower_steps: int = 4  # when the human pace misses: 1/20 s, 1/40 s, … per pupil
+    settle_s: float = 15.0
 
 
 QUICK = Plan(
@@ -367,6 +369,20 @@ async def latency_and_memory(
             print(f"  latency: {step}", flush=True)
             if step["p99_ms"] > TARGET_P99_MS:
                 break
+        if steps[0]["p99_ms"] > TARGET_P99_MS:
+            # Too slow at a human pace: slow the pupils down until p99 fits, to say how much
+            # load this machine does carry within the target.
+            interval = plan.intervals[0]
+            for _ in range(plan.slower_steps):
+                interval *= 2
+                await asyncio.sleep(plan.settle_s)  # let the backlog of the last step drain
+                step = await open_loop(
+                    pupils, interval=interval, duration=plan.step_s, sample=sample
+                )
+                steps.append(step)
+                print(f"  latency: {step}", flush=True)
+                if step["p99_ms"] <= TARGET_P99_MS:
+                    break
     human = steps[0]
     passing = [s["offered_per_s"] for s in steps if s["p99_ms"] <= TARGET_P99_MS]
     return {

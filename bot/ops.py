@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,7 +97,7 @@ class DeliveryMetrics:
             "messages sent per second over the last minute (this process)",
             registry=r,
         )
-        self._recent: list[float] = []
+        self._recent: deque[float] = deque()  # send times of the last RATE_WINDOW_S
 
     def record_sent(self, method: str, *, call_s: float, queued_s: float | None) -> None:
         """One message accepted by Telegram."""
@@ -106,12 +107,14 @@ class DeliveryMetrics:
             self.queue_seconds.observe(max(0.0, queued_s))
         now = time.monotonic()
         self._recent.append(now)
-        if len(self._recent) > 4096:
-            self._trim(now)
+        self._trim(now)
 
     def _trim(self, now: float) -> None:
-        cutoff = now - RATE_WINDOW_S
-        self._recent = [t for t in self._recent if t >= cutoff]
+        # Oldest first: drop from the left, so each send time is dropped once (a list
+        # rebuilt per send was a twentieth of the sender's CPU at 1,000 pupils).
+        cutoff, recent = now - RATE_WINDOW_S, self._recent
+        while recent and recent[0] < cutoff:
+            recent.popleft()
 
     def rate(self) -> float:
         """Messages per second over the last minute."""

@@ -79,7 +79,7 @@ def build_echo_application(
         .base_url(api_url)
         .base_file_url(file_url)
         .concurrent_updates(concurrent_updates)
-        .connection_pool_size(64)
+        .connection_pool_size(8)
         .get_updates_read_timeout(30)
         .build()
     )
