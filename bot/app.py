@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.conversation import CallbackAnswer, Conversation, Incoming
+from bot.conversation import Conversation, Incoming
 from content.loader import Catalog, load_catalog
 from content.models import Module
 from leerbot.settings import Settings
@@ -101,7 +101,6 @@ def incoming_from_update(update: Update) -> Incoming | None:
             first_name=clean(query.from_user.first_name),
             callback_data=query.data or "",
             message_id=message.message_id,
-            answer=CallbackAnswer(query_id=query.id),
         )
     message = update.message
     if message is None or message.from_user is None:
@@ -149,7 +148,7 @@ class BotHandlers:
                 await update.callback_query.answer()
             return
         handled = await self.runtime.conversation.handle(incoming)
-        if update.callback_query is not None and not handled.answered:
+        if update.callback_query is not None:
             # Answering the button is a fast path outside the outbox: it only stops a spinner.
             with contextlib.suppress(Exception):
                 await update.callback_query.answer(text=handled.notice or None)

@@ -54,14 +54,6 @@ EventHook = Callable[[AsyncSession, Pupil, Event, datetime], Awaitable[None]]
 AttachmentRenderer = Callable[[AsyncSession, Pupil, str], Awaitable[bytes | None]]
 
 
-@dataclass(slots=True)
-class CallbackAnswer:
-    """Where a pressed button's answer goes: with the reply through the outbox, or direct."""
-
-    query_id: str = ""
-    queued: bool = False  # set when it rides along with the first reply row
-
-
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A Telegram update reduced to what the product needs (built by bot/app.py)."""
@@ -76,7 +68,6 @@ class Incoming:
     args: str = ""
     callback_data: str = ""
     message_id: int | None = None  # the message whose button was pressed
-    answer: CallbackAnswer = field(default_factory=CallbackAnswer)
     media_kind: str = ""
 
 
@@ -87,7 +78,6 @@ class Handled:
     notice: str = ""
     duplicate: bool = False
     outbox_ids: list[int] = field(default_factory=list)
-    answered: bool = False  # the callback answer was queued with the reply (the sender sends it)
 
 
 def _now() -> datetime:
@@ -226,7 +216,7 @@ class Conversation:
             )
         result = await self._step(session, pupil, inbound, join, incoming)
         pupil.last_seen_at = now  # set after the step: one UPDATE of the pupil row, not two
-        return Handled(notice=self._notice(result.outbound), answered=incoming.answer.queued)
+        return Handled(notice=self._notice(result.outbound))
 
     async def _join_outcome(
         self, session: AsyncSession, pupil: Pupil | None, code: str
@@ -431,10 +421,6 @@ class Conversation:
         flag_id: int | None = None,
     ) -> None:
         edit_id = incoming.message_id if incoming is not None else None
-        # A pressed button is answered by the sender with the first message of the reply: one
-        # call less in this process (where updates queue), and the spinner stops as the
-        # answer arrives. Without a reply, the adapter answers it directly.
-        answer = incoming.answer if incoming is not None and incoming.answer.query_id else None
         for message in outbound:
             for method, params in render(self.secret, chat_id, message, edit_id):
                 if method in {"sendPhoto", "sendDocument"} and pupil is not None:
@@ -452,14 +438,6 @@ class Conversation:
                     params.pop("attachment", None)
                 elif method in {"sendPhoto", "sendDocument"}:
                     continue  # nothing to render for someone without a pupil row
-                if answer is not None and not answer.queued:
-                    notice = self._notice(outbound)
-                    params = dict(
-                        params,
-                        answer_callback={"callback_query_id": answer.query_id}
-                        | ({"text": notice} if notice else {}),
-                    )
-                    answer.queued = True
                 await repo.enqueue(
                     session,
                     chat_id=chat_id,

@@ -342,7 +342,6 @@ class Sender:
         self._last_maintenance = 0.0
         self._last_failure = 0.0
         self._failures = 0
-        self._side_tasks: set[asyncio.Task[None]] = set()  # callback answers in flight
         _LIVE_TOKENS.add(self._token)
 
     # ------------------------------------------------------------------ public
@@ -698,20 +697,7 @@ class Sender:
         self.gate.failed(seconds)
         return seconds
 
-    async def _answer_callback(self, answer: dict[str, Any]) -> None:
-        """Stop the spinner of the pressed button; a late or repeated answer is refused, fine."""
-        try:
-            await self.bot.do_api_request("answercallbackquery", api_kwargs=answer)
-        except TelegramError as exc:
-            log.debug("callback answer refused: %s", exc)
-
     async def _call(self, method: str, params: dict[str, Any]) -> int | None:
-        answer = params.pop("answer_callback", None)
-        if answer is not None:
-            # The reply to a pressed button carries its answer: both calls go out together.
-            task = asyncio.create_task(self._answer_callback(answer))
-            self._side_tasks.add(task)
-            task.add_done_callback(self._side_tasks.discard)
         if method == "sendPhoto":
             photo = base64.b64decode(params.pop("photo_b64"))
             params.pop("attachment", None)

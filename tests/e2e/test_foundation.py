@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sandbox.driver import SimulatedPupil
 from store.db import make_engine, make_sessions
-from store.models import Answer, Outbox, Pupil, Run, TranscriptLine
+from store.models import Answer, Pupil, Run, TranscriptLine
 from tests.support.stack import Stack, running_stack, until
 
 pytestmark = pytest.mark.e2e
@@ -177,9 +177,9 @@ async def test_bad_input_gets_kind_dutch_answers(sqlite_url: str) -> None:
     )
 
 
-async def test_a_pressed_button_is_answered_with_its_reply(sqlite_url: str) -> None:
-    # The answer to a button press rides with the reply through the outbox (the sender sends
-    # both); a press past the limit gets its toast the same way, and nothing is answered twice.
+async def test_every_pressed_button_is_answered_once(sqlite_url: str) -> None:
+    # Each press stops its spinner with one answerCallbackQuery, straight from the bot (the
+    # fast path, outside the outbox); a press past the limit gets its toast that way.
     async with running_stack(sqlite_url) as stack:
         pupil = await join_and_consent(stack)
         answered = len(pupil.callback_answers)  # the age and consent buttons
@@ -198,15 +198,7 @@ async def test_a_pressed_button_is_answered_with_its_reply(sqlite_url: str) -> N
             if len(pupil.callback_answers) == answered + 9:
                 break
             await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # a second answer to any press would arrive by now
         assert len(pupil.callback_answers) == answered + 9
         assert pupil.callback_answers[-1] == "Je kan er maximaal 3 kiezen."
-        engine = make_engine(sqlite_url)
-        try:
-            async with make_sessions(engine)() as s:
-                payloads = (
-                    await s.scalars(select(Outbox.payload).where(Outbox.chat_id == pupil.chat_id))
-                ).all()
-        finally:
-            await engine.dispose()
-        # Every press but the last (no reply to carry it: answered directly) went with its reply.
-        assert sum("answer_callback" in p for p in payloads) == answered + 8
+        assert pupil.callback_answers[answered:-1] == [None] * 8  # no toast for a plain pick
