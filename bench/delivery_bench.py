@@ -344,7 +344,8 @@ async def throughput(sandbox_url: str, db_url: str, code: str, plan: Plan) -> di
 async def latency_and_memory(
     sandbox_url: str, db_url: str, code: str, plan: Plan, phases: tuple[str, ...] = PHASES
 ) -> dict[str, Any]:
-    """1,000 pupils at a human pace, then faster until p99 passes 300 ms; RSS meanwhile.
+    """1,000 pupils at a human pace, then faster until p99 passes 300 ms (or, when the human
+    pace already misses, slower until it fits); RSS meanwhile.
 
     Without "latency" in `phases` the pupils only join (for the broadcast)."""
     env = product_env(db_url, sandbox_url, **UNLIMITED)

@@ -13,6 +13,7 @@ from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.conversation import Conversation, Incoming
+from bot.sender import HTTP_POOL
 from content.loader import Catalog, load_catalog
 from content.models import Module
 from leerbot.settings import Settings
@@ -20,7 +21,6 @@ from store import repo
 from store.db import Sessions, make_engine, make_sessions
 
 log = logging.getLogger("leerbot.bot")
-HTTP_POOL = 8  # connections to the Bot API per process (see build_application)
 
 COMMANDS = [
     ("menu", "Toon je opdrachten"),

@@ -237,12 +237,6 @@ async def class_context(session: AsyncSession, class_id: int) -> ClassContext | 
     )
 
 
-async def assignments_for_class(session: AsyncSession, class_id: int) -> Sequence[Assignment]:
-    """The modules assigned to a class, oldest first."""
-    stmt = select(Assignment).where(Assignment.class_id == class_id).order_by(Assignment.id)
-    return (await session.scalars(stmt)).all()
-
-
 async def pupils_in_class(session: AsyncSession, class_id: int) -> Sequence[Pupil]:
     """Active pupils of a class who gave consent."""
     stmt = (
