@@ -247,6 +247,8 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
             )
 
     async def post_shutdown(_app: Application) -> None:  # type: ignore[type-arg]  # PTB generics
+        if runtime.conversation.fast_lane is not None:
+            await runtime.conversation.fast_lane.stop()
         sender = runtime.extras.get("sender")
         if sender is not None:
             await sender.stop()

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.callbacks import verify
+from bot.fastlane import FastLane
 from bot.render import render
 from content.loader import Catalog
 from content.models import Module
@@ -47,6 +48,8 @@ from store.db import Sessions
 from store.models import Pupil, Run, SchoolClass
 
 log = logging.getLogger("leerbot.conversation")
+
+FAST_ROWS = "leerbot.fast_rows"  # session.info key: outbox rows the fast lane sends
 
 Clock = Callable[[], datetime]
 ParseFn = Callable[[str], Awaitable[Parse | None]]
@@ -106,6 +109,7 @@ class Conversation:
         self.event_hooks: list[EventHook] = []
         self.attachment_renderers: dict[str, AttachmentRenderer] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.fast_lane: FastLane | None = None  # set by bot/features.py where a sender runs apart
 
     def _lock(self, user_id: int) -> asyncio.Lock:
         # Per-pupil serialisation inside one process; PostgreSQL adds a row lock across workers.
@@ -116,7 +120,10 @@ class Conversation:
         return lock
 
     async def handle(self, incoming: Incoming) -> Handled:
-        """Process one pupil event end to end (one transaction) and wake the sender."""
+        """Process one pupil event end to end (one transaction), then hand its messages on.
+
+        What it queued wakes the sender; a pressed button's edit may take the fast lane.
+        """
         async with self._lock(incoming.user_id):
             parse = None
             # A crisis the in-process rules already see is answered without waiting for Rasa:
@@ -130,7 +137,10 @@ class Conversation:
                 parse = await self.parse(incoming.text)
             async with self.sessions.begin() as session:
                 handled = await self._handle(session, incoming, parse)
-        self.on_commit()
+        if session.info.get(repo.QUEUED):
+            self.on_commit()
+        if self.fast_lane is not None:
+            self.fast_lane.start(session.info.get(FAST_ROWS, []))
         return handled
 
     async def system(self, *, pupil_id: int, command: str, data: dict[str, Any]) -> None:
@@ -321,7 +331,7 @@ class Conversation:
         result = engine.step(state, inbound, ctx, now=now, owned=True)
         for event in result.events:
             await self._apply(session, pupil, event, result.state, now)
-        pupil.state = result.state.model_dump(mode="json")
+        pupil.state = result.state.stored()
         pupil.lang = result.state.lang
         pupil.reminders_off = result.state.reminders_off
         await self._queue(
@@ -421,6 +431,7 @@ class Conversation:
         flag_id: int | None = None,
     ) -> None:
         edit_id = incoming.message_id if incoming is not None else None
+        calls: list[tuple[str, dict[str, Any]]] = []
         for message in outbound:
             for method, params in render(self.secret, chat_id, message, edit_id):
                 if method in {"sendPhoto", "sendDocument"} and pupil is not None:
@@ -438,21 +449,36 @@ class Conversation:
                     params.pop("attachment", None)
                 elif method in {"sendPhoto", "sendDocument"}:
                     continue  # nothing to render for someone without a pupil row
-                await repo.enqueue(
-                    session,
-                    chat_id=chat_id,
-                    method=method,
-                    payload=params,
-                    priority=priority,
-                    pupil_id=pupil.id if pupil else None,
-                    flag_id=flag_id,
-                    now=now,
-                )
+                calls.append((method, params))
             # An edit redraws a question the transcript already holds (a multi-select tick).
             if pupil is not None and message.text and message.kind == "text" and not message.edit:
                 await repo.add_transcript(
                     session, pupil_id=pupil.id, direction="out", text=message.text, now=now
                 )
+        lane = self.fast_lane
+        fast = (
+            lane is not None
+            and pupil is not None
+            and incoming is not None
+            and incoming.kind == "callback"
+            and priority == 0
+            and lane.admits(chat_id, calls)
+            and await repo.outbox_quiet(session, chat_id, now=now)
+        )
+        for method, params in calls:
+            row = await repo.enqueue(
+                session,
+                chat_id=chat_id,
+                method=method,
+                payload=params,
+                priority=priority,
+                pupil_id=pupil.id if pupil else None,
+                flag_id=flag_id,
+                now=now,
+                claimed_by=lane.owner if fast and lane is not None else None,
+            )
+            if fast:
+                session.info.setdefault(FAST_ROWS, []).append(row)
 
 
 def _b64(data: bytes) -> str:

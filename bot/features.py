@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from bot.card import install_card
+from bot.fastlane import FastLane
 from bot.flags import flag_hook
 from bot.ops import DeliveryMetrics
 from bot.privacy import install_privacy
@@ -43,8 +44,14 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
     runtime.extras["sender"] = sender
     conversation.on_commit = sender.wake
     if runtime.engine.dialect.name == "postgresql":
-        # A sender in another process (`leerbot sender`) wakes on every queued message.
-        notify_on_commit(runtime.sessions, channel=OUTBOX_CHANNEL, model=Outbox)
+        # A sender in another process (`leerbot sender`) wakes on every queued message (not
+        # on those the fast lane already holds).
+        notify_on_commit(
+            runtime.sessions,
+            channel=OUTBOX_CHANNEL,
+            model=Outbox,
+            when=lambda row: row.claimed_by is None,
+        )
     # Where messages are sent from: "inline" (this process; tests and embedding), "child"
     # (`leerbot bot`: a `leerbot sender` child, so a dying bot never cuts a send in half) or
     # "external" (webhook workers: `leerbot sender` runs on its own; NOTIFY wakes it).
@@ -56,6 +63,16 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
         if child.proc is None:
             child.start()
         conversation.on_commit = child.wake
+    if mode != "inline" and settings.fast_lane:
+        # The sender is another process: pressed-button edits go out from here (bot/fastlane.py).
+        conversation.fast_lane = FastLane(
+            sessions=runtime.sessions,
+            bot=app.bot,
+            global_rate=settings.send_rate_global,
+            chat_rate=settings.send_rate_chat,
+            wake=conversation.on_commit,
+            metrics=metrics,
+        )
     runtime.extras["staff"] = StaffChat(runtime)
     install_privacy(runtime)  # /mijngegevens, /vergeetmij
     install_retention(runtime, app)  # daily: old transcripts, answers, inactive pupils go

@@ -280,6 +280,18 @@ def new_owner() -> tuple[str, str]:
     return f"{HOST}:{os.getpid()}:{token}", token
 
 
+def live_owner() -> str:
+    """A new owner id for claims, alive until `owner_gone` (see `owner_is_dead`)."""
+    owner, token = new_owner()
+    _LIVE_TOKENS.add(token)
+    return owner
+
+
+def owner_gone(owner: str) -> None:
+    """The owner stopped: a claim still under its name may be taken back."""
+    _LIVE_TOKENS.discard(owner.rpartition(":")[2])
+
+
 def owner_is_dead(owner: str) -> bool:
     """True when `owner` ran on this host in a process that no longer exists.
 
@@ -698,23 +710,7 @@ class Sender:
         return seconds
 
     async def _call(self, method: str, params: dict[str, Any]) -> int | None:
-        if method == "sendPhoto":
-            photo = base64.b64decode(params.pop("photo_b64"))
-            params.pop("attachment", None)
-            msg = await self.bot.send_photo(photo=photo, **params)
-            return msg.message_id
-        if method == "sendDocument" and "document_b64" in params:
-            document = base64.b64decode(params.pop("document_b64"))
-            filename = str(params.pop("filename", "leerbot.txt"))
-            msg = await self.bot.send_document(document=document, filename=filename, **params)
-            return msg.message_id
-        # Bot API method names are case-insensitive. The lower-case name is one PTB has no
-        # alias for, so it does not warn that a typed method exists: our payloads are stored
-        # JSON, not PTB objects, and go out as they are.
-        result = await self.bot.do_api_request(method.lower(), api_kwargs=params)
-        if isinstance(result, dict):
-            return int(result.get("message_id", 0)) or None
-        return None
+        return await call_api(self.bot, method, params)
 
     async def _finish(
         self,
@@ -774,6 +770,27 @@ class Sender:
                         created_at=self.clock(),
                     )
                 )
+
+
+async def call_api(bot: Bot, method: str, params: dict[str, Any]) -> int | None:
+    """Make one stored Bot API call; returns the message id Telegram gave it, if any."""
+    if method == "sendPhoto":
+        photo = base64.b64decode(params.pop("photo_b64"))
+        params.pop("attachment", None)
+        msg = await bot.send_photo(photo=photo, **params)
+        return msg.message_id
+    if method == "sendDocument" and "document_b64" in params:
+        document = base64.b64decode(params.pop("document_b64"))
+        filename = str(params.pop("filename", "leerbot.txt"))
+        msg = await bot.send_document(document=document, filename=filename, **params)
+        return msg.message_id
+    # Bot API method names are case-insensitive. The lower-case name is one PTB has no
+    # alias for, so it does not warn that a typed method exists: our payloads are stored
+    # JSON, not PTB objects, and go out as they are.
+    result = await bot.do_api_request(method.lower(), api_kwargs=params)
+    if isinstance(result, dict):
+        return int(result.get("message_id", 0)) or None
+    return None
 
 
 def make_sender(

@@ -117,6 +117,9 @@ class Catalog:
     modules: dict[str, Module] = field(default_factory=dict)
     versions: dict[tuple[str, str], Module] = field(default_factory=dict)
     texts: Texts = field(default_factory=lambda: Texts({}))
+    # Question keyboards the engine has laid out, by module, version, step, language and
+    # selection: the content never changes once loaded, so neither do they.
+    keyboards: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, module: Module, *, current: bool = True) -> None:
         """Register a module version; `current` makes it the one new runs start on."""

@@ -58,6 +58,7 @@ DONT_KNOW_WORDS = {
 }
 # Intents the engine acts on when the pupil types instead of answering.
 CONFIDENT = 0.7
+KEYBOARD_CACHE = 20_000  # question keyboards kept on the catalog (see `_step_buttons`)
 SHARE_KEYS = ("alles", "samenvatting", "niets")
 CONTACT_TARGETS = ("leerkracht", "begeleider", "clb")
 PRIVACY_COMMANDS = {"mijngegevens", "vergeetmij"}  # open before consent too (GDPR rights)
@@ -1110,25 +1111,48 @@ def _question(
 
 
 def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
-    """The keyboard of a question: its options, then "Weet ik niet" and "Alleen voor mij"."""
+    """The keyboard of a question: its options, then "Weet ik niet" and "Alleen voor mij".
+
+    The labels and codes depend only on the step, the language, the selection and the
+    private switch, so they are worked out once and kept on the catalog (which never changes
+    once loaded); each step only stamps the current turn into the payloads.
+    """
+    run = turn.state.run
+    assert run is not None  # noqa: S101 (only called with a run)
+    key = (
+        run.module,
+        run.version,
+        current.id,
+        turn.state.lang,
+        tuple(run.selection),
+        run.private_next,
+    )
+    cache = turn.ctx.catalog.keyboards
+    layout = cache.get(key)
+    if layout is None:
+        if len(cache) >= KEYBOARD_CACHE:
+            cache.clear()  # a bound, never reached by the shipped modules
+        layout = cache[key] = _keyboard_layout(turn, current)
+    stamp = f"{turn.state.turn}:"
+    return [[Button(label, stamp + code) for label, code in row] for row in layout]
+
+
+def _keyboard_layout(turn: _Turn, current: Step) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """Rows of (label, code) for `_step_buttons`."""
     state = turn.state
     run = state.run
     assert run is not None  # noqa: S101 (only called with a run)
     lang = state.lang
-    rows: list[list[Button]] = []
+    rows: list[list[tuple[str, str]]] = []
     kind = current.type
     if kind is StepKind.SCALE and current.scale:
         # Two rows: five emoji-and-word buttons do not fit one phone-wide row.
-        rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(1, 4)])
-        rows.append([turn.button(current.scale[n].get(lang), f"s:{n}") for n in range(4, 6)])
+        rows.append([(current.scale[n].get(lang), f"s:{n}") for n in range(1, 4)])
+        rows.append([(current.scale[n].get(lang), f"s:{n}") for n in range(4, 6)])
     elif kind is StepKind.THIS_OR_THAT:
-        rows.append(
-            [turn.button(o.label.get(lang), f"o:{i}") for i, o in enumerate(current.options)]
-        )
+        rows.append([(o.label.get(lang), f"o:{i}") for i, o in enumerate(current.options)])
     elif kind is StepKind.SINGLE_CHOICE:
-        rows.extend(
-            [turn.button(o.label.get(lang), f"o:{i}")] for i, o in enumerate(current.options)
-        )
+        rows.extend([(o.label.get(lang), f"o:{i}")] for i, o in enumerate(current.options))
     elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
         for i, option in enumerate(current.options):
             mark = ""
@@ -1138,22 +1162,22 @@ def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
                     if kind is StepKind.MULTI_CHOICE
                     else f"{run.selection.index(option.key) + 1}. "
                 )
-            rows.append([turn.button(f"{mark}{option.label.get(lang)}", f"o:{i}")])
+            rows.append([(f"{mark}{option.label.get(lang)}", f"o:{i}")])
         done = (
             turn.t("module.done_multi")
             if kind is StepKind.MULTI_CHOICE
             else turn.t("module.done_top3", n=len(run.selection))
         )
-        rows.append([turn.button(done, "ok")])
-    extra: list[Button] = []
+        rows.append([(done, "ok")])
+    extra: list[tuple[str, str]] = []
     if current.skippable and kind is not StepKind.THIS_OR_THAT:
-        extra.append(turn.button(turn.t("module.dont_know"), "dk"))
+        extra.append((turn.t("module.dont_know"), "dk"))
     if kind is StepKind.OPEN_TEXT and current.allow_private:
         label = turn.t("module.private_on") if run.private_next else turn.t("module.private")
-        extra.append(turn.button(label, "pv"))
+        extra.append((label, "pv"))
     if extra:
         rows.append(extra)
-    return rows
+    return tuple(tuple(row) for row in rows)
 
 
 def _same(turn: _Turn, label: Text, word: str) -> bool:

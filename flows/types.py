@@ -262,6 +262,14 @@ class PupilState(BaseModel):
     reminders_off: bool = False
     last_reminder: str | None = None  # ISO date
 
+    def stored(self) -> dict[str, Any]:
+        """The state as the database keeps it: JSON values, defaults left out.
+
+        Leaving defaults out makes the stored state a third smaller and quicker to read back
+        (the bot loads and stores it on every update); loading fills the defaults in again.
+        """
+        return self.model_dump(mode="json", exclude_defaults=True)
+
 
 @dataclass(frozen=True)
 class StepResult:

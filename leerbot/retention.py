@@ -104,7 +104,7 @@ def _forget_saved_run(pupil: Pupil, module_id: str) -> None:
         state.run = None
         changed = True
     if changed:
-        pupil.state = state.model_dump(mode="json")
+        pupil.state = state.stored()
 
 
 def summary(report: dict[str, Any]) -> str:

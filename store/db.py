@@ -67,17 +67,24 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def notify_on_commit(sessions: Sessions, *, channel: str, model: type[Any]) -> None:
+def notify_on_commit(
+    sessions: Sessions,
+    *,
+    channel: str,
+    model: type[Any],
+    when: Callable[[Any], bool] = lambda _row: True,
+) -> None:
     """PostgreSQL: every transaction that adds a `model` row sends NOTIFY `channel` at commit.
 
     Another process (the sender) LISTENs and wakes at once instead of polling the table.
+    Rows for which `when` says False (already claimed) wake nobody.
     """
     sync_maker = sessionmaker()
     sessions.configure(sync_session_class=sync_maker)
     key = f"notify:{channel}"
 
     def _added(session: Session) -> bool:
-        return any(isinstance(obj, model) for obj in session.new)
+        return any(isinstance(obj, model) and when(obj) for obj in session.new)
 
     @event.listens_for(sync_maker, "after_flush")
     def _remember(session: Session, _context: Any) -> None:

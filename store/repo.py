@@ -36,6 +36,7 @@ from store.models import (
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud in class
 JOIN_CODE_LENGTH = 8
 STAFF_CODE_PREFIX = "st_"
+QUEUED = "leerbot.outbox_queued"  # session.info key: this transaction queued for the sender
 
 
 class StoreError(Exception):
@@ -390,8 +391,13 @@ async def enqueue(
     staff_id: int | None = None,
     flag_id: int | None = None,
     now: datetime,
+    claimed_by: str | None = None,
 ) -> Outbox:
-    """Queue one Bot API call; the sender delivers it after this transaction commits."""
+    """Queue one Bot API call; the sender delivers it after this transaction commits.
+
+    With `claimed_by` the row is claimed from the start (the bot's fast lane sends it);
+    otherwise `session.info[QUEUED]` tells the caller to wake the sender after the commit.
+    """
     row = Outbox(
         chat_id=chat_id,
         method=method,
@@ -402,8 +408,24 @@ async def enqueue(
         flag_id=flag_id,
         created_at=now,
     )
+    if claimed_by is not None:
+        row.status, row.claimed_by, row.claimed_at = "sending", claimed_by, now
+    else:
+        session.info[QUEUED] = True
     session.add(row)
     return row
+
+
+async def outbox_quiet(session: AsyncSession, chat_id: int, *, now: datetime) -> bool:
+    """True when nothing of this chat waits or is being sent, and nothing else is due."""
+    due = or_(Outbox.not_before.is_(None), Outbox.not_before <= now)
+    busy = select(
+        or_(
+            exists().where(Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending"))),
+            exists().where(Outbox.status == "pending", due),
+        )
+    )
+    return not await session.scalar(busy)
 
 
 async def pending_outbox(

@@ -1,0 +1,190 @@
+"""The fast lane: the bot process sends the edit that answers a pressed button itself.
+
+The most frequent update is a press that only redraws the question (a multiple-choice tick).
+Its reply is one edit of the message the pupil pressed. Through the sender it costs a wake-up,
+a claim transaction and a hop to another process; here it goes out right after the update's
+commit, from the process that made it, still through the outbox:
+
+- The edit is an outbox row like any other, written in the update's transaction, but already
+  claimed (`sending`) by this process's fast lane. The sender never takes it, and the
+  sender's per-chat rule (nothing of a chat is claimed while one of its messages is
+  `sending`) keeps whatever comes after it in order.
+- Only when nothing else of the chat waits or is being sent, no other message is due (the
+  sender is idle, so the two processes do not both spend Telegram's 30 messages a second) and
+  the lane's own rate buckets have room now. Otherwise the reply takes the normal way.
+- The outcome is recorded like the sender's (group commit). Anything but success is handed
+  back: the row returns to `pending` and the sender, with its retries and back-off, takes
+  over. If this process dies, the sender takes the claim back (at once on the same host) and
+  sends the edit again; a repeated edit is harmless (Telegram refuses it as "not modified").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, TelegramError
+
+from bot.ops import DeliveryMetrics
+from bot.sender import Recorder, TokenBucket, call_api, live_owner, owner_gone
+from store import repo
+from store.db import Sessions
+from store.models import Outbox
+
+log = logging.getLogger("leerbot.fastlane")
+
+FAST_METHODS = frozenset({"editMessageText", "editMessageReplyMarkup"})
+CHAT_BUCKETS = 20_000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FastLane:
+    """Sends pressed-button edits from the bot process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: Sessions,
+        bot: Bot,
+        global_rate: float,
+        chat_rate: float,
+        chat_burst: float = 3.0,
+        wake: Callable[[], None] = lambda: None,
+        metrics: DeliveryMetrics | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.sessions = sessions
+        self.bot = bot
+        self.wake = wake  # the sender's: it takes over what the lane hands back
+        self.metrics = metrics or DeliveryMetrics()
+        self.clock = clock
+        self.bucket = TokenBucket(global_rate, max(1.0, global_rate / 10))
+        self.chat_rate = chat_rate
+        self.chat_burst = chat_burst
+        self.chat_buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        self.owner = live_owner()
+        self.recorder = Recorder(sessions)
+        self.sent = 0
+        self.handed_back = 0
+        self._busy: dict[int, int] = {}  # chat → rows of it in flight here
+        self._followers: set[int] = set()  # busy chats whose next reply went to the sender
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        """Replies being sent (or recorded) right now."""
+        return len(self._tasks)
+
+    def admits(self, chat_id: int, rows: list[tuple[str, dict[str, Any]]]) -> bool:
+        """True when this reply may take the lane (the database check comes on top)."""
+        if chat_id in self._busy:
+            self._followers.add(chat_id)  # the sender must look again when ours is done
+            return False
+        if self._stopping or not rows:
+            return False
+        if any(method not in FAST_METHODS for method, _ in rows):
+            return False
+        return self.bucket.delay() == 0 and self._chat_bucket(chat_id).delay() == 0
+
+    def start(self, rows: list[Outbox]) -> asyncio.Task[None] | None:
+        """Send committed lane rows in the background (one chat's rows, in order)."""
+        if not rows:
+            return None
+        chat_id = rows[0].chat_id
+        self._busy[chat_id] = self._busy.get(chat_id, 0) + 1
+        task = asyncio.create_task(self._deliver(sorted(rows, key=lambda r: r.id)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Let the edits in flight finish, then hand back what is still claimed."""
+        self._stopping = True
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        with contextlib.suppress(Exception):
+            async with self.sessions.begin() as session:
+                await repo.release_claims(session, owner=self.owner)
+        owner_gone(self.owner)
+
+    # ------------------------------------------------------------------ internals
+
+    def _chat_bucket(self, chat_id: int) -> TokenBucket:
+        bucket = self.chat_buckets.get(chat_id)
+        if bucket is None:
+            bucket = self.chat_buckets[chat_id] = TokenBucket(self.chat_rate, self.chat_burst)
+            if len(self.chat_buckets) > CHAT_BUCKETS:
+                self.chat_buckets.popitem(last=False)
+        else:
+            self.chat_buckets.move_to_end(chat_id)
+        return bucket
+
+    async def _deliver(self, rows: list[Outbox]) -> None:
+        chat_id = rows[0].chat_id
+        try:
+            for index, row in enumerate(rows):
+                if not await self._send(row):
+                    await self._hand_back([r.id for r in rows[index:]])
+                    return
+        except Exception:
+            log.exception("fast lane: outbox row %s failed; the sender takes over", rows[0].id)
+            await self._hand_back([r.id for r in rows])
+        finally:
+            left = self._busy.get(chat_id, 1) - 1
+            if left > 0:
+                self._busy[chat_id] = left
+            else:
+                self._busy.pop(chat_id, None)
+                if chat_id in self._followers:
+                    self._followers.discard(chat_id)
+                    self.wake()
+
+    async def _send(self, row: Outbox) -> bool:
+        """True when the row is done (sent, or an edit Telegram had already)."""
+        self.bucket.take()
+        bucket = self._chat_bucket(row.chat_id)
+        bucket.take()
+        started = time.monotonic()
+        values: dict[str, Any] = {"id": row.id, "status": "sent", "claimed_by": None}
+        values["claimed_at"] = None
+        try:
+            message_id = await call_api(self.bot, row.method, dict(row.payload))
+        except BadRequest as exc:
+            text = str(exc).lower()
+            if "not modified" not in text and "message to edit not found" not in text:
+                log.info("fast lane: outbox row %s refused (%s); handing back", row.id, exc)
+                return False
+            values.update(sent_at=self.clock(), last_error=str(exc)[:300])
+        except TelegramError as exc:  # 429, 403, 5xx, network: the sender knows what to do
+            log.info("fast lane: outbox row %s not sent (%s); handing back", row.id, exc)
+            return False
+        else:
+            values.update(sent_at=self.clock(), message_id=message_id)
+            call_s = time.monotonic() - started
+            queued_s = (self.clock() - row.created_at).total_seconds() if row.created_at else None
+            self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
+        bucket.forfeit()
+        self.sent += 1
+        await self.recorder.write(values)
+        return True
+
+    async def _hand_back(self, row_ids: list[int]) -> None:
+        self.handed_back += len(row_ids)
+        try:
+            async with self.sessions.begin() as session:
+                await repo.release_claims(session, owner=self.owner, row_ids=row_ids)
+        except Exception:
+            # The claims stay ours; the sender takes them back once they go stale.
+            log.warning("fast lane: could not hand back rows %s", row_ids, exc_info=True)
+        self.wake()

@@ -1,0 +1,189 @@
+"""The fast lane: the bot process sends a pressed button's edit itself, through the outbox.
+
+The rig's own sender is stopped, so whatever arrives at the sandbox without `rig.drain()` came
+from the worker's fast lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from telegram import Update
+from telegram.ext import Application
+
+from bot.fastlane import FastLane
+from store import repo
+from store.models import Outbox
+from tests.delivery.support import queue
+from tests.delivery.test_updates import second_worker, start_module
+from tests.support import updates
+from tests.support.ptb import BotRig, bot_rig
+
+OPTION = "Buiten zijn"
+
+
+@asynccontextmanager
+async def worker_with_lane(rig: BotRig) -> AsyncIterator[tuple[Application, FastLane]]:  # type: ignore[type-arg]
+    """A worker next to an external sender: its conversation has a fast lane."""
+    async with second_worker(rig) as app:
+        lane = app.bot_data["runtime"].conversation.fast_lane
+        assert isinstance(lane, FastLane)
+        yield app, lane
+
+
+async def press_option(rig: BotRig, app: Application, user_id: int) -> None:  # type: ignore[type-arg]
+    """The pupil ticks OPTION on the question the sandbox shows them (sent by the sender)."""
+    async with rig.runtime.sessions() as session:
+        stmt = select(Outbox).where(Outbox.chat_id == user_id, Outbox.status == "sent")
+        rows = (await session.scalars(stmt.order_by(Outbox.id.desc()))).all()
+    row = next(r for r in rows if (r.payload.get("reply_markup") or {}).get("inline_keyboard"))
+    keyboard = row.payload["reply_markup"]["inline_keyboard"]
+    data = next(b["callback_data"] for line in keyboard for b in line if b["text"] == OPTION)
+    assert row.message_id is not None
+    update = updates.callback(
+        update_id=rig.next_update(), user_id=user_id, data=data, message_id=row.message_id
+    )
+    await app.process_update(Update.de_json(update, app.bot))
+
+
+async def settled(lane: FastLane) -> None:
+    """Wait until the lane's sends are done and recorded."""
+    for _ in range(200):
+        if not lane.in_flight:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the fast lane did not finish")
+
+
+async def rows_of(rig: BotRig, chat_id: int, after: int) -> list[Outbox]:
+    async with rig.runtime.sessions() as session:
+        stmt = select(Outbox).where(Outbox.chat_id == chat_id, Outbox.id > after)
+        return list((await session.scalars(stmt.order_by(Outbox.id))).all())
+
+
+async def edits_seen(rig: BotRig, chat_id: int) -> list[dict[str, object]]:
+    return [
+        e
+        for e in await rig.client.log(method="editMessageText")
+        if e["chat_id"] == chat_id and e["outcome"] == "ok"
+    ]
+
+
+async def test_a_pressed_option_is_redrawn_by_the_bot_itself(database_url: str) -> None:
+    async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        user_id = await start_module(rig)
+        await rig.drain()  # the question reaches the pupil through the sender
+        mark = await rig.last_outbox_id()
+        before = len(await edits_seen(rig, user_id))
+        await press_option(rig, app, user_id)
+        await settled(lane)
+        rows = await rows_of(rig, user_id, mark)
+        assert [(r.method, r.status, r.claimed_by) for r in rows] == [
+            ("editMessageText", "sent", None)
+        ]
+        assert rows[0].message_id is not None
+        assert rows[0].sent_at is not None
+        edits = await edits_seen(rig, user_id)
+        assert len(edits) == before + 1  # sent once, with no sender running
+        assert (lane.sent, lane.handed_back) == (1, 0)
+
+
+async def test_a_chat_with_messages_waiting_keeps_the_normal_way(database_url: str) -> None:
+    async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        user_id = await start_module(rig)
+        await rig.drain()
+        await queue(rig.runtime.sessions, user_id, ["Een bericht van je leerkracht"])
+        mark = await rig.last_outbox_id()
+        await press_option(rig, app, user_id)
+        await settled(lane)
+        rows = await rows_of(rig, user_id, mark)
+        assert [(r.method, r.status) for r in rows] == [("editMessageText", "pending")]
+        assert lane.sent == 0
+        await rig.drain()  # the sender: the waiting message first, then the edit
+        log = [
+            str(e["method"]).lower()  # the log keeps the name as called
+            for e in await rig.client.log()
+            if e["chat_id"] == user_id and e["outcome"] == "ok"
+        ]
+        assert log[-2:] == ["sendmessage", "editmessagetext"]
+
+
+async def test_a_refused_edit_is_handed_back_to_the_sender(database_url: str) -> None:
+    async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        user_id = await start_module(rig)
+        await rig.drain()
+        mark = await rig.last_outbox_id()
+        woken: list[bool] = []
+        lane.wake = lambda: woken.append(True)
+        await rig.client.config(faults=[{"status": 502, "count": 1}])
+        await press_option(rig, app, user_id)
+        await settled(lane)
+        rows = await rows_of(rig, user_id, mark)
+        assert [(r.status, r.claimed_by) for r in rows] == [("pending", None)]
+        assert (lane.sent, lane.handed_back, woken) == (0, 1, [True])
+        await rig.drain()
+        rows = await rows_of(rig, user_id, mark)
+        assert [r.status for r in rows] == ["sent"]
+        assert len(await edits_seen(rig, user_id)) == 1
+
+
+async def test_a_stopping_bot_hands_back_what_it_holds(database_url: str) -> None:
+    async with bot_rig(database_url) as rig:
+        user_id = await start_module(rig)
+        now = datetime.now(UTC)
+        lane = FastLane(
+            sessions=rig.runtime.sessions, bot=rig.app.bot, global_rate=30, chat_rate=1
+        )
+        async with rig.runtime.sessions.begin() as session:
+            row = await repo.enqueue(
+                session,
+                chat_id=user_id,
+                method="editMessageText",
+                payload={"chat_id": user_id, "message_id": 1, "text": "x"},
+                now=now,
+                claimed_by=lane.owner,
+            )
+            assert repo.QUEUED not in session.info  # a claimed row wakes no sender
+        await lane.stop()
+        async with rig.runtime.sessions() as session:
+            stored = await session.get(Outbox, row.id)
+            assert stored is not None
+            assert (stored.status, stored.claimed_by) == ("pending", None)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "quiet"),
+    [
+        ([], True),
+        ([("same", "sent")], True),
+        ([("same", "pending")], False),
+        ([("same", "sending")], False),
+        ([("other", "sending")], True),
+        ([("other", "pending")], False),
+        ([("other", "pending-later")], True),
+    ],
+)
+async def test_outbox_quiet(
+    database_url: str, waiting: list[tuple[str, str]], quiet: bool
+) -> None:
+    async with bot_rig(database_url) as rig:
+        now = datetime.now(UTC)
+        async with rig.runtime.sessions.begin() as session:
+            for chat, status in waiting:
+                row = await repo.enqueue(
+                    session,
+                    chat_id=1 if chat == "same" else 2,
+                    method="sendMessage",
+                    payload={"text": "x"},
+                    now=now,
+                )
+                row.status = status.split("-")[0]
+                if status == "pending-later":
+                    row.not_before = datetime(2099, 1, 1, tzinfo=UTC)
+        async with rig.runtime.sessions() as session:
+            assert await repo.outbox_quiet(session, 1, now=now) is quiet
