@@ -13,6 +13,7 @@ from telegram import BotCommand, Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.conversation import Conversation, Incoming
+from bot.http import bot_request
 from bot.sender import HTTP_POOL
 from content.loader import Catalog, load_catalog
 from content.models import Module
@@ -200,7 +201,7 @@ def build_runtime(
 ) -> Runtime:
     """Database, content and the conversation service for one process."""
     catalog = catalog or load_catalog()
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, pre_ping=False)  # see handle()
     sessions = make_sessions(engine)
     conversation = Conversation(sessions=sessions, catalog=catalog, secret=settings.secret)
     return Runtime(
@@ -223,15 +224,9 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
         .base_url(settings.telegram_api_url)
         .base_file_url(settings.file_url)
         .concurrent_updates(256)
-        # Few connections: httpx scans every pooled connection on each request, so a big pool
-        # costs CPU on every call; the bot's own calls are few (the sender sends replies).
-        .connection_pool_size(HTTP_POOL)
-        .get_updates_connection_pool_size(2)
-        .read_timeout(15)
-        .write_timeout(15)
-        .connect_timeout(5)
-        .pool_timeout(10)
-        .get_updates_read_timeout(35)
+        # Few connections (HTTP_POOL): more only cost CPU on every call (bot/http.py).
+        .request(bot_request(settings.http_client, pool_size=HTTP_POOL, read_timeout=15))
+        .get_updates_request(bot_request(settings.http_client, pool_size=2, read_timeout=35))
     )
     if webhook:
         builder = builder.updater(None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.callbacks import verify
@@ -44,7 +45,7 @@ from flows.types import (
 from nlu.safety import assess
 from nlu.types import Parse
 from store import repo
-from store.db import Sessions
+from store.db import Sessions, lost_connection
 from store.models import Pupil, Run, SchoolClass
 
 log = logging.getLogger("leerbot.conversation")
@@ -135,8 +136,17 @@ class Conversation:
                 and not assess(incoming.text).crisis
             ):
                 parse = await self.parse(incoming.text)
-            async with self.sessions.begin() as session:
-                handled = await self._handle(session, incoming, parse)
+            for attempt in range(2):
+                try:
+                    async with self.sessions.begin() as session:
+                        handled = await self._handle(session, incoming, parse)
+                    break
+                except DBAPIError as exc:
+                    # A connection that died while pooled (the database restarted): nothing
+                    # of this update was written, so it runs again on a fresh connection.
+                    if attempt or not lost_connection(exc):
+                        raise
+                    log.warning("database connection lost; handling the update again")
         if session.info.get(repo.QUEUED):
             self.on_commit()
         if self.fast_lane is not None:
@@ -463,8 +473,14 @@ class Conversation:
             and incoming.kind == "callback"
             and priority == 0
             and lane.admits(chat_id, calls)
-            and await repo.outbox_quiet(session, chat_id, now=now)
         )
+        if (
+            fast
+            and lane is not None
+            and not await repo.outbox_quiet(session, chat_id, now=now, lane=lane.owner)
+        ):
+            lane.refused(chat_id)
+            fast = False
         for method, params in calls:
             row = await repo.enqueue(
                 session,

@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,8 @@ log = logging.getLogger("leerbot.fastlane")
 
 FAST_METHODS = frozenset({"editMessageText", "editMessageReplyMarkup"})
 CHAT_BUCKETS = 20_000
+MAX_CHATS = 8  # chats with an edit in flight here; beyond that, replies go to the sender
+POISON_S = 60.0  # after a hand-back, a chat's replies take the normal way this long
 
 
 def _now() -> datetime:
@@ -62,8 +64,10 @@ class FastLane:
         wake: Callable[[], None] = lambda: None,
         metrics: DeliveryMetrics | None = None,
         clock: Callable[[], datetime] = _now,
+        max_chats: int = MAX_CHATS,
     ) -> None:
         self.sessions = sessions
+        self.max_chats = max_chats
         self.bot = bot
         self.wake = wake  # the sender's: it takes over what the lane hands back
         self.metrics = metrics or DeliveryMetrics()
@@ -76,43 +80,57 @@ class FastLane:
         self.recorder = Recorder(sessions)
         self.sent = 0
         self.handed_back = 0
-        self._busy: dict[int, int] = {}  # chat → rows of it in flight here
-        self._followers: set[int] = set()  # busy chats whose next reply went to the sender
+        self._chats: dict[int, deque[Outbox]] = {}  # rows claimed here, per chat, in order
+        self._followers: set[int] = set()  # chats whose next reply went to the sender
+        self._poisoned: dict[int, float] = {}  # chat → until when it stays off the lane
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     @property
     def in_flight(self) -> int:
-        """Replies being sent (or recorded) right now."""
-        return len(self._tasks)
+        """Replies being sent, handed back or recorded right now."""
+        return len(self._tasks) + self.recorder.waiting
 
     def admits(self, chat_id: int, rows: list[tuple[str, dict[str, Any]]]) -> bool:
         """True when this reply may take the lane (the database check comes on top)."""
-        if chat_id in self._busy:
-            self._followers.add(chat_id)  # the sender must look again when ours is done
-            return False
-        if self._stopping or not rows:
+        if self._stopping or not rows or self._is_poisoned(chat_id):
             return False
         if any(method not in FAST_METHODS for method, _ in rows):
             return False
+        if chat_id in self._chats:
+            return True  # queued behind this chat's edit in flight here: order holds
+        if len(self._chats) >= self.max_chats:
+            return False  # this process is busy: the sender, another process, shares the work
         return self.bucket.delay() == 0 and self._chat_bucket(chat_id).delay() == 0
 
-    def start(self, rows: list[Outbox]) -> asyncio.Task[None] | None:
-        """Send committed lane rows in the background (one chat's rows, in order)."""
+    def refused(self, chat_id: int) -> None:
+        """The database said no (something of the chat waits for the sender)."""
+        if chat_id in self._chats:
+            self._followers.add(chat_id)  # it can go once ours is recorded: wake it then
+
+    def start(self, rows: list[Outbox]) -> None:
+        """Send committed lane rows in the background, after this chat's earlier ones."""
         if not rows:
-            return None
+            return
         chat_id = rows[0].chat_id
-        self._busy[chat_id] = self._busy.get(chat_id, 0) + 1
-        task = asyncio.create_task(self._deliver(sorted(rows, key=lambda r: r.id)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        ordered = sorted(rows, key=lambda r: r.id)
+        if self._is_poisoned(chat_id):
+            # An earlier row of this chat was just handed back: these follow it to the sender.
+            self._spawn(self._hand_back([r.id for r in ordered]))
+            return
+        queue = self._chats.get(chat_id)
+        if queue is None:
+            queue = self._chats[chat_id] = deque()
+            self._spawn(self._drain(chat_id, queue))
+        queue.extend(ordered)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Let the edits in flight finish, then hand back what is still claimed."""
         self._stopping = True
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=grace_s)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.recorder.flushed(), timeout=grace_s)
         with contextlib.suppress(Exception):
             async with self.sessions.begin() as session:
                 await repo.release_claims(session, owner=self.owner)
@@ -130,25 +148,45 @@ class FastLane:
             self.chat_buckets.move_to_end(chat_id)
         return bucket
 
-    async def _deliver(self, rows: list[Outbox]) -> None:
-        chat_id = rows[0].chat_id
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _is_poisoned(self, chat_id: int) -> bool:
+        until = self._poisoned.get(chat_id)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._poisoned[chat_id]
+        return False
+
+    async def _drain(self, chat_id: int, queue: deque[Outbox]) -> None:
+        """Send this chat's rows one after the other (rows may be added meanwhile)."""
         try:
-            for index, row in enumerate(rows):
-                if not await self._send(row):
-                    await self._hand_back([r.id for r in rows[index:]])
-                    return
+            while queue:
+                if not await self._send(queue[0]):
+                    break
+                queue.popleft()
         except Exception:
-            log.exception("fast lane: outbox row %s failed; the sender takes over", rows[0].id)
-            await self._hand_back([r.id for r in rows])
+            log.exception("fast lane: outbox row %s failed; the sender takes over", queue[0].id)
         finally:
-            left = self._busy.get(chat_id, 1) - 1
-            if left > 0:
-                self._busy[chat_id] = left
-            else:
-                self._busy.pop(chat_id, None)
-                if chat_id in self._followers:
-                    self._followers.discard(chat_id)
-                    self.wake()
+            if queue:
+                # Whatever is left goes to the sender, and so does what this chat's updates
+                # in flight still bring (they passed the database check before this).
+                self._poisoned[chat_id] = time.monotonic() + POISON_S
+                rows, _ = list(queue), queue.clear()
+                self._spawn(self._hand_back([r.id for r in rows]))
+            if self._chats.get(chat_id) is queue:
+                del self._chats[chat_id]
+            if chat_id in self._followers:
+                self._followers.discard(chat_id)
+                self._spawn(self._wake_after_records())
+
+    async def _wake_after_records(self) -> None:
+        await self.recorder.flushed()
+        self.wake()
 
     async def _send(self, row: Outbox) -> bool:
         """True when the row is done (sent, or an edit Telegram had already)."""
@@ -176,7 +214,8 @@ class FastLane:
             self.metrics.record_sent(row.method, call_s=call_s, queued_s=queued_s)
         bucket.forfeit()
         self.sent += 1
-        await self.recorder.write(values)
+        # The next edit of this chat need not wait for the commit: Telegram has this one.
+        self.recorder.submit(values)
         return True
 
     async def _hand_back(self, row_ids: list[int]) -> None:

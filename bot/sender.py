@@ -69,7 +69,7 @@ URGENT_PRIORITY = 3  # replies and staff messages: claimed even when the window 
 URGENT_CLAIM = 100
 RETRY_BUG_S = 30.0  # a message whose delivery raised something unexpected waits this long
 CHAT_CLAIM = 10
-HTTP_POOL = 8  # connections to the Bot API per process (the bot uses the same)
+HTTP_POOL = 16  # connections to the Bot API per process (the bot uses the same)
 COALESCE_S = 0.002  # messages of one chat claimed at once, behind the one just sent
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 30.0
@@ -204,11 +204,27 @@ class Recorder:
 
     async def write(self, values: dict[str, Any]) -> None:
         """Record one outcome ("id" and the columns to set); returns once committed."""
+        await asyncio.shield(self.submit(values))  # a stopping sender must not cancel it
+
+    def submit(self, values: dict[str, Any]) -> asyncio.Future[None]:
+        """Hand in one outcome; the future is done once it is committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((values, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._flush(), name="leerbot-sender-record")
-        await asyncio.shield(future)  # a stopping sender must not cancel a record half-way
+        return future
+
+    @property
+    def waiting(self) -> int:
+        """Outcomes handed in and not yet committed (0 or 1 while a write is open: the
+        batch being written counts as one)."""
+        busy = self._writer is not None and not self._writer.done()
+        return len(self._pending) + int(busy)
+
+    async def flushed(self) -> None:
+        """Returns once every outcome handed in so far is committed."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
 
     async def _flush(self) -> None:
         delay = 0.5
@@ -921,24 +937,17 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
     import signal
 
     from starlette.applications import Starlette
-    from telegram.request import HTTPXRequest
 
+    from bot.http import bot_request
     from bot.ops import ops_routes, split_listen
     from store.db import make_engine, make_sessions
 
     address = split_listen(listen) if listen else None
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pre_ping=False)  # a failed round is retried
     sessions = make_sessions(engine)
     metrics = DeliveryMetrics()
-    request = HTTPXRequest(
-        # Calls in flight are few (one per chat, 28/s): a small pool, because httpx looks at
-        # every pooled connection on each request (a pool of 64 cost a third of our CPU).
-        connection_pool_size=HTTP_POOL,
-        read_timeout=15,
-        write_timeout=15,
-        connect_timeout=5,
-        pool_timeout=10,
-    )
+    # Calls in flight are few (one per chat, 28/s): a small pool (see HTTP_POOL).
+    request = bot_request(settings.http_client, pool_size=HTTP_POOL, read_timeout=15)
     bot = Bot(
         settings.token,
         base_url=settings.telegram_api_url,

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     send_rate_global: Annotated[float, Field(gt=0)] = 28.0
     send_rate_chat: Annotated[float, Field(gt=0)] = 1.0
     fast_lane: bool = True  # the bot sends pressed-button edits itself (bot/fastlane.py)
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"  # Bot API transport (bot/http.py)
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -11,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,8 +27,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it."""
+def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it.
+
+    On PostgreSQL `pre_ping` tests each connection as it leaves the pool (three round trips
+    with asyncpg: BEGIN, a query, ROLLBACK). The bot and the sender, whose transactions are
+    the hot path, turn it off and try a transaction again when its connection turns out to
+    be dead (`lost_connection`); the pool then replaces every connection older than that.
+    """
     if url.startswith("sqlite"):
         # One connection per process: every transaction takes SQLite's write lock (BEGIN
         # IMMEDIATE below), so a second connection in the same process could only wait for it
@@ -58,8 +65,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     # hide_parameters: a failed statement's values (a pupil's answer) never reach a log line.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        hide_parameters=True,
     )
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """True for an error that only says the database connection was gone (try again)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def make_sessions(engine: AsyncEngine) -> Sessions:

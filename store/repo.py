@@ -416,13 +416,22 @@ async def enqueue(
     return row
 
 
-async def outbox_quiet(session: AsyncSession, chat_id: int, *, now: datetime) -> bool:
-    """True when nothing of this chat waits or is being sent, and nothing else is due."""
+async def outbox_quiet(
+    session: AsyncSession, chat_id: int, *, now: datetime, lane: str | None = None
+) -> bool:
+    """May a reply for this chat skip the sender (the bot's fast lane, named `lane`)?
+
+    Not while anything of the chat waits or is being sent by someone else, nor while the
+    sender works through due notices or broadcasts (priority above 0), whose rate it keeps.
+    """
     due = or_(Outbox.not_before.is_(None), Outbox.not_before <= now)
+    sending = Outbox.status == "sending"
+    if lane is not None:
+        sending = and_(sending, Outbox.claimed_by != lane)
     busy = select(
         or_(
-            exists().where(Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending"))),
-            exists().where(Outbox.status == "pending", due),
+            exists().where(Outbox.chat_id == chat_id, or_(Outbox.status == "pending", sending)),
+            exists().where(Outbox.status == "pending", Outbox.priority > 0, due),
         )
     )
     return not await session.scalar(busy)

@@ -160,30 +160,36 @@ async def test_a_stopping_bot_hands_back_what_it_holds(database_url: str) -> Non
     ("waiting", "quiet"),
     [
         ([], True),
-        ([("same", "sent")], True),
-        ([("same", "pending")], False),
-        ([("same", "sending")], False),
-        ([("other", "sending")], True),
-        ([("other", "pending")], False),
-        ([("other", "pending-later")], True),
+        ([("same", "sent", 0)], True),
+        ([("same", "pending", 0)], False),
+        ([("same", "sending", 0)], False),
+        ([("same", "sending-lane", 0)], True),  # the lane's own edit in flight: queue behind
+        ([("other", "sending", 9)], True),
+        ([("other", "pending", 0)], True),  # another pupil's reply: the sender's business
+        ([("other", "pending", 9)], False),  # a broadcast under way: keep its rate
+        ([("other", "pending-later", 9)], True),
     ],
 )
 async def test_outbox_quiet(
-    database_url: str, waiting: list[tuple[str, str]], quiet: bool
+    database_url: str, waiting: list[tuple[str, str, int]], quiet: bool
 ) -> None:
     async with bot_rig(database_url) as rig:
         now = datetime.now(UTC)
         async with rig.runtime.sessions.begin() as session:
-            for chat, status in waiting:
+            for chat, status, priority in waiting:
                 row = await repo.enqueue(
                     session,
                     chat_id=1 if chat == "same" else 2,
                     method="sendMessage",
                     payload={"text": "x"},
+                    priority=priority,
                     now=now,
+                    claimed_by="bot:1:lane" if status == "sending-lane" else None,
                 )
                 row.status = status.split("-")[0]
+                if status == "sending":
+                    row.claimed_by = "sender:2:x"
                 if status == "pending-later":
                     row.not_before = datetime(2099, 1, 1, tzinfo=UTC)
         async with rig.runtime.sessions() as session:
-            assert await repo.outbox_quiet(session, 1, now=now) is quiet
+            assert await repo.outbox_quiet(session, 1, now=now, lane="bot:1:lane") is quiet

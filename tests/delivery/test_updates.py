@@ -4,10 +4,13 @@ interleave, not even in two worker processes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import func, select
 from telegram import Update
 from telegram.ext import Application
@@ -16,6 +19,7 @@ from bot.app import build_application, build_runtime
 from flows.types import PupilState
 from store.models import Answer, Outbox, ProcessedUpdate, Pupil, Run
 from tests.support import updates
+from tests.support.databases import PostgresFactory
 from tests.support.ptb import BotRig, bot_rig
 
 MODULE_BUTTON = "🆕 Wie ben ik?"
@@ -142,3 +146,34 @@ async def test_a_double_tap_on_done_moves_the_pupil_on_once(database_url: str) -
         expired = "Die knop is niet meer geldig. Hier is de vraag van nu."
         assert firsts == ["Vraag 2 van 5", expired, "Vraag 2 van 5"]
         assert rig.errors == []
+
+
+async def test_an_update_survives_connections_the_database_dropped(
+    postgres_factory: PostgresFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL restarted under a running bot: its pooled connections are dead. The bot does
+    not test each one before use (three round trips per transaction); the update that meets a
+    dead one runs again on a fresh connection."""
+    url = await postgres_factory.new_async()
+    async with bot_rig(url) as rig:
+        user_id = await start_module(rig)
+        toggle = press(rig, user_id, await rig.buttons(user_id), "Met mijn handen werken")
+        killed = await _pg_fetchval(
+            url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert killed >= 1  # the bot's pooled connections
+        with caplog.at_level(logging.WARNING, logger="leerbot.conversation"):
+            await rig.feed(toggle)
+        assert rig.errors == []
+        assert "database connection lost" in caplog.text
+        assert (await counts(rig, user_id))["selection"] == ["Met mijn handen werken"]
+
+
+async def _pg_fetchval(url: str, sql: str) -> Any:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
