@@ -176,7 +176,8 @@ class FastLane:
                 # Whatever is left goes to the sender, and so does what this chat's updates
                 # in flight still bring (they passed the database check before this).
                 self._poisoned[chat_id] = time.monotonic() + POISON_S
-                rows, _ = list(queue), queue.clear()
+                rows = list(queue)
+                queue.clear()
                 self._spawn(self._hand_back([r.id for r in rows]))
             if self._chats.get(chat_id) is queue:
                 del self._chats[chat_id]
