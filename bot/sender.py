@@ -41,7 +41,6 @@ from typing import Any
 
 import psutil
 import uvicorn
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from telegram import Bot
 from telegram.error import (
@@ -767,25 +766,11 @@ class Sender:
     async def _blocked(self, row: Outbox, error: str) -> None:
         log.info("outbox row %s: the chat blocked the bot; marking and skipping", row.id)
         async with self.sessions.begin() as session:
+            # The pupil row first, then the chat's outbox rows (this one included, with its
+            # flag): the order the bot's own transactions lock them in, so the two never
+            # deadlock when the bot hears of the block (my_chat_member) at the same moment.
+            await repo.mark_chat_blocked(session, row.chat_id, now=self.clock())
             await repo.finish_outbox(session, row.id, status="dead", now=self.clock(), error=error)
-            await repo.mark_chat_blocked(session, row.chat_id)
-            if row.flag_id is not None:
-                from store.models import Flag, FlagEvent
-
-                await session.execute(
-                    update(Flag)
-                    .where(Flag.id == row.flag_id)
-                    .values(delivery_failed=True, updated_at=self.clock())
-                )
-                # The staff member sees in the flag's history that this message never arrived.
-                session.add(
-                    FlagEvent(
-                        flag_id=row.flag_id,
-                        action="delivery_failed",
-                        note="blocked by the user",
-                        created_at=self.clock(),
-                    )
-                )
 
 
 async def call_api(bot: Bot, method: str, params: dict[str, Any]) -> int | None:

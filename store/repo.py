@@ -660,18 +660,16 @@ async def mark_chat_blocked(
     member sees that the pupil never got it.
     """
     await session.execute(update(Pupil).where(Pupil.chat_id == chat_id).values(blocked=True))
-    flag_ids = set(
-        (
-            await session.scalars(
-                select(Outbox.flag_id).where(
-                    Outbox.chat_id == chat_id,
-                    Outbox.status.in_(("pending", "sending")),
-                    Outbox.flag_id.is_not(None),
-                )
-            )
-        ).all()
+    # One statement drops the rows and names their flags: with a separate SELECT first, a
+    # staff reply committed in between would be dropped without its flag saying so.
+    dropped = await session.scalars(
+        update(Outbox)
+        .where(Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending")))
+        .values(status="dead", last_error="blocked by the user", claimed_by=None, claimed_at=None)
+        .returning(Outbox.flag_id)
+        .execution_options(synchronize_session=False)
     )
-    for flag_id in sorted(i for i in flag_ids if i is not None):
+    for flag_id in sorted({i for i in dropped.all() if i is not None}):
         await session.execute(
             update(Flag)
             .where(Flag.id == flag_id)
@@ -685,11 +683,6 @@ async def mark_chat_blocked(
                 created_at=now or utcnow(),
             )
         )
-    await session.execute(
-        update(Outbox)
-        .where(Outbox.chat_id == chat_id, Outbox.status.in_(("pending", "sending")))
-        .values(status="dead", last_error="blocked by the user", claimed_by=None, claimed_at=None)
-    )
 
 
 async def store_module_versions(
