@@ -289,17 +289,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def new_owner() -> tuple[str, str]:
-    """(owner id for claims, its random part): host, process id and a token of this sender."""
-    token = secrets.token_hex(4)
-    return f"{HOST}:{os.getpid()}:{token}", token
-
-
 def live_owner() -> str:
-    """A new owner id for claims, alive until `owner_gone` (see `owner_is_dead`)."""
-    owner, token = new_owner()
+    """A new owner id for claims (host, process id, a token), alive until `owner_gone`."""
+    token = secrets.token_hex(4)
     _LIVE_TOKENS.add(token)
-    return owner
+    return f"{HOST}:{os.getpid()}:{token}"
 
 
 def owner_gone(owner: str) -> None:
@@ -359,7 +353,7 @@ class Sender:
         self.stuck_after = stuck_after
         self.heartbeat_s = heartbeat_s
         self.idle_poll_s = idle_poll_s
-        self.owner, self._token = new_owner()
+        self.owner = live_owner()
         self.stats = SenderStats()
         self._chats: dict[int, ChatQueue] = {}
         self._wake = asyncio.Event()
@@ -369,7 +363,6 @@ class Sender:
         self._last_maintenance = 0.0
         self._last_failure = 0.0
         self._failures = 0
-        _LIVE_TOKENS.add(self._token)
 
     # ------------------------------------------------------------------ public
 
@@ -446,7 +439,7 @@ class Sender:
                 exc_info=True,
             )
         await self._unlisten()
-        _LIVE_TOKENS.discard(self._token)
+        owner_gone(self.owner)
 
     # ------------------------------------------------------------------ claiming
 
