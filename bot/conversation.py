@@ -465,22 +465,20 @@ class Conversation:
                 await repo.add_transcript(
                     session, pupil_id=pupil.id, direction="out", text=message.text, now=now
                 )
+        owner = None  # the fast lane's, when it sends these itself
         lane = self.fast_lane
-        fast = (
+        if (
             lane is not None
             and pupil is not None
             and incoming is not None
             and incoming.kind == "callback"
             and priority == 0
             and lane.admits(chat_id, calls)
-        )
-        if (
-            fast
-            and lane is not None
-            and not await repo.outbox_quiet(session, chat_id, now=now, lane=lane.owner)
         ):
-            lane.refused(chat_id)
-            fast = False
+            if await repo.outbox_quiet(session, chat_id, now=now, lane=lane.owner):
+                owner = lane.owner
+            else:
+                lane.refused(chat_id)
         for method, params in calls:
             row = await repo.enqueue(
                 session,
@@ -491,9 +489,9 @@ class Conversation:
                 pupil_id=pupil.id if pupil else None,
                 flag_id=flag_id,
                 now=now,
-                claimed_by=lane.owner if fast and lane is not None else None,
+                claimed_by=owner,
             )
-            if fast:
+            if owner is not None:
                 session.info.setdefault(FAST_ROWS, []).append(row)
 
 
