@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +33,7 @@ from telegram import Bot
 from telegram.error import BadRequest, TelegramError
 
 from bot.ops import DeliveryMetrics
-from bot.sender import Recorder, TokenBucket, call_api, live_owner, owner_gone
+from bot.sender import ChatBuckets, Recorder, TokenBucket, call_api, live_owner, owner_gone
 from store import repo
 from store.db import Sessions
 from store.models import Outbox
@@ -41,7 +41,6 @@ from store.models import Outbox
 log = logging.getLogger("leerbot.fastlane")
 
 FAST_METHODS = frozenset({"editMessageText", "editMessageReplyMarkup"})
-CHAT_BUCKETS = 20_000
 MAX_CHATS = 8  # chats with an edit in flight here; beyond that, replies go to the sender
 POISON_S = 60.0  # after a hand-back, a chat's replies take the normal way this long
 
@@ -73,9 +72,7 @@ class FastLane:
         self.metrics = metrics or DeliveryMetrics()
         self.clock = clock
         self.bucket = TokenBucket(global_rate, max(1.0, global_rate / 10))
-        self.chat_rate = chat_rate
-        self.chat_burst = chat_burst
-        self.chat_buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        self._chat_bucket = ChatBuckets(chat_rate, chat_burst)
         self.owner = live_owner()
         self.recorder = Recorder(sessions)
         self.sent = 0
@@ -137,16 +134,6 @@ class FastLane:
         owner_gone(self.owner)
 
     # ------------------------------------------------------------------ internals
-
-    def _chat_bucket(self, chat_id: int) -> TokenBucket:
-        bucket = self.chat_buckets.get(chat_id)
-        if bucket is None:
-            bucket = self.chat_buckets[chat_id] = TokenBucket(self.chat_rate, self.chat_burst)
-            if len(self.chat_buckets) > CHAT_BUCKETS:
-                self.chat_buckets.popitem(last=False)
-        else:
-            self.chat_buckets.move_to_end(chat_id)
-        return bucket
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)

@@ -109,6 +109,26 @@ class TokenBucket:
         self.stamp = time.monotonic()
 
 
+class ChatBuckets:
+    """One TokenBucket per chat; beyond `limit` chats the least recently used is dropped."""
+
+    def __init__(self, rate: float, burst: float, limit: int = 20_000) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.limit = limit
+        self._buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+
+    def __call__(self, chat_id: int) -> TokenBucket:
+        bucket = self._buckets.get(chat_id)
+        if bucket is None:
+            bucket = self._buckets[chat_id] = TokenBucket(self.rate, self.burst)
+            if len(self._buckets) > self.limit:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(chat_id)
+        return bucket
+
+
 class Gate:
     """The one door to the Bot API in a process: global rate, priority order, pauses.
 
@@ -341,9 +361,7 @@ class Sender:
         self.bot = bot
         self.clock = clock
         self.gate = Gate(global_rate, max(1.0, global_rate / 10))
-        self.chat_rate = chat_rate
-        self.chat_burst = chat_burst
-        self.chat_buckets: OrderedDict[int, TokenBucket] = OrderedDict()
+        self._chat_bucket = ChatBuckets(chat_rate, chat_burst)
         self.skip_locked = skip_locked
         self.engine = engine
         self.metrics = metrics or DeliveryMetrics()
@@ -544,17 +562,6 @@ class Sender:
             await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
 
     # ------------------------------------------------------------------ delivering
-
-    def _chat_bucket(self, chat_id: int) -> TokenBucket:
-        bucket = self.chat_buckets.get(chat_id)
-        if bucket is None:
-            bucket = TokenBucket(self.chat_rate, self.chat_burst)
-            self.chat_buckets[chat_id] = bucket
-            if len(self.chat_buckets) > 20000:
-                self.chat_buckets.popitem(last=False)
-        else:
-            self.chat_buckets.move_to_end(chat_id)
-        return bucket
 
     async def _deliver_chat(self, chat_id: int, queue: ChatQueue) -> None:
         try:
