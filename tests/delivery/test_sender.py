@@ -16,7 +16,7 @@ from bot.sender import HOST, Sender
 from sandbox.driver import SandboxClient, SimulatedPupil
 from store import repo
 from store.db import Sessions, make_engine, make_sessions
-from store.models import Pupil
+from store.models import Flag, FlagEvent, Pupil
 from tests.delivery.support import assert_each_sent_once_in_order, outbox, queue
 
 FAST = {"global_rate": 500.0, "chat_rate": 100.0, "chat_burst": 100.0}
@@ -236,3 +236,40 @@ async def test_messages_claimed_by_a_dead_sender_are_sent_at_once(
     assert time.monotonic() - started < 2.0  # not the 30 s a silent foreign claim waits
     assert sender.stats.recovered == 1
     assert_each_sent_once_in_order(await client.log(), await outbox(sessions))
+
+
+async def test_a_staff_reply_the_blocked_pupil_never_got_shows_on_its_flag_once(
+    sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
+    """The sender hears the 403: pupil marked, the reply dead, its flag says so (one event)."""
+    (gone,) = await pupils(client, 1)
+    async with sessions.begin() as s:
+        pupil = await repo.create_pupil(
+            s, telegram_user_id=gone.user_id, chat_id=gone.chat_id, first_name=gone.name
+        )
+        flag = Flag(pupil_id=pupil.id, pupil_pseudonym="p1", kind="crisis", reason="test")
+        s.add(flag)
+        await s.flush()
+        await repo.enqueue(
+            s,
+            chat_id=gone.chat_id,
+            method="sendMessage",
+            payload={"chat_id": gone.chat_id, "text": "Hoi, ik ben Sara."},
+            priority=3,
+            pupil_id=pupil.id,
+            flag_id=flag.id,
+            now=datetime.now(UTC),
+        )
+    await gone.block()
+    await sender_for(sessions, tg_bot, **FAST).drain()
+    async with sessions() as s:
+        stored = await s.get(Flag, flag.id)
+        assert stored is not None
+        assert stored.delivery_failed is True
+        events = (
+            await s.scalars(select(FlagEvent.action).where(FlagEvent.flag_id == flag.id))
+        ).all()
+        assert list(events) == ["delivery_failed"]
+        assert (await s.get(Pupil, pupil.id)).blocked is True  # type: ignore[union-attr]
+    [row] = await outbox(sessions)
+    assert row.status == "dead"
