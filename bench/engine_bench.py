@@ -117,12 +117,12 @@ def script(steps: int, catalog: Catalog) -> list[Inbound]:
 def measure(inputs: list[Inbound], catalog: Catalog) -> dict[str, Any]:
     """Replay the inputs: JSON → state, step, state → JSON, as the bot does per update."""
     ctx = context(catalog)
-    blob = PupilState(mode="menu", age_band="13plus").model_dump_json(exclude_defaults=True)
+    blob = PupilState(mode="menu", age_band="13plus").to_json()
     messages = finished = 0
     wall, cpu = time.perf_counter(), time.process_time()
     for inbound in inputs:
-        result = step(PupilState.model_validate_json(blob), inbound, ctx, now=NOW, owned=True)
-        blob = result.state.model_dump_json(exclude_defaults=True)  # as PupilState.stored()
+        result = step(PupilState.from_json(blob), inbound, ctx, now=NOW, owned=True)
+        blob = result.state.to_json()
         messages += len(result.outbound)
         finished += sum(isinstance(e, RunFinished) for e in result.events)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

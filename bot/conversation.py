@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -336,7 +337,7 @@ class Conversation:
         flag_id: int | None = None,
     ) -> StepResult:
         now = self.clock()
-        state = PupilState.model_validate(pupil.state or {})
+        state = PupilState.load(pupil.state)
         ctx = await self.context(session, pupil, join, inbound, state)
         result = engine.step(state, inbound, ctx, now=now, owned=True)
         for event in result.events:
@@ -399,7 +400,7 @@ class Conversation:
             if run is not None and run.status != "done":
                 run.status = "paused"
                 paused = state.paused.get(event.module)
-                run.state = paused.model_dump(mode="json") if paused else {}
+                run.state = msgspec.to_builtins(paused) if paused else {}
                 run.updated_at = now
         elif isinstance(event, RunFinished):
             run = await self._run(session, pupil, event.module)

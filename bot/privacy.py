@@ -112,7 +112,7 @@ async def export_text(
     lines = [head, "=" * len(head), t("made", date=when(now)), "", t("intro")]
 
     lines += _heading(t("about"))
-    band = pupil.age_band or PupilState.model_validate(pupil.state or {}).age_band  # pre-consent
+    band = pupil.age_band or PupilState.load(pupil.state).age_band  # pre-consent
     age = {"u13": t("age_u13"), "13plus": t("age_13plus")}.get(band or "", t("unknown"))
     lines += [
         t("name", value=pupil.first_name or t("unknown")),

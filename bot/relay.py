@@ -148,7 +148,7 @@ async def reply(
     if flag.state == "closed":
         raise RelayError(t("relay.closed"))
     pupil = await _pupil(session, flag)
-    state = PupilState.model_validate(pupil.state or {})
+    state = PupilState.load(pupil.state)
     handover = state.handover
     opening = not (
         state.mode == "handover"
@@ -233,7 +233,7 @@ async def close(
     )
     pupil = await session.get(Pupil, flag.pupil_id) if flag.pupil_id else None
     if pupil is not None and pupil.active:
-        state = PupilState.model_validate(pupil.state or {})
+        state = PupilState.load(pupil.state)
         if state.handover is not None and state.handover.flag_id == flag.id:
             await _conversation(catalog, secret, now).system_in(
                 session, pupil_id=pupil.id, command="handover_close", data={}, flag_id=flag.id

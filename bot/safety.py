@@ -209,7 +209,7 @@ class SafetyNet:
         """A flag was raised by the pupil's event: notify, in the pupil's own transaction."""
         if flag.kind in NOTIFY_KINDS and outcome in {Outcome.NEW, Outcome.URGENT}:
             await self.notify(session, flag, now)
-        state = PupilState.model_validate(pupil.state or {})
+        state = PupilState.load(pupil.state)
         if state.mode == "handover" and state.handover is not None and event.level == "crisis":
             # The crisis reply replaces the usual forward (the engine stops there), yet the
             # staff member in this conversation must see what the pupil wrote.
@@ -230,7 +230,7 @@ class SafetyNet:
         """Conversation hook: a pupil's message in a handover goes to the staff member."""
         if not isinstance(event, PupilToStaff):
             return
-        state = PupilState.model_validate(pupil.state or {})
+        state = PupilState.load(pupil.state)
         if state.handover is None:
             return
         await relay.forward_to_staff(

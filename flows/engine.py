@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+
+import msgspec
 
 from content.loader import Catalog
 from content.models import TEMPLATE_REF, Condition, FlagLevel, Module, Step, StepKind, Text
@@ -107,25 +110,24 @@ def _copy_state(state: PupilState) -> PupilState:
     values inside (answers are str, int or a fresh list) are never changed in place, and a
     paused run is copied when it becomes the active run again (`_start_module`).
     """
-    copy = state.model_copy()
-    fields = copy.__dict__  # set directly: these are the same validated types, only copied
-    fields["run"] = _copy_run(state.run) if state.run is not None else None
-    fields["paused"] = dict(state.paused)
-    if state.contact is not None:
-        fields["contact"] = state.contact.model_copy()
-    if state.handover is not None:
-        fields["handover"] = state.handover.model_copy()
-    return copy
+    return msgspec.structs.replace(
+        state,
+        run=_copy_run(state.run) if state.run is not None else None,
+        paused=dict(state.paused),
+        contact=copy.copy(state.contact),
+        handover=copy.copy(state.handover),
+    )
 
 
 def _copy_run(run: RunState) -> RunState:
-    copy = run.model_copy()
-    fields = copy.__dict__
-    for name in ("answers", "displays"):
-        fields[name] = dict(fields[name])
-    for name in ("private", "selection", "rule_flags"):
-        fields[name] = list(fields[name])
-    return copy
+    return msgspec.structs.replace(
+        run,
+        answers=dict(run.answers),
+        displays=dict(run.displays),
+        private=list(run.private),
+        selection=list(run.selection),
+        rule_flags=list(run.rule_flags),
+    )
 
 
 def needs_nlu(state: PupilState, inbound: Inbound) -> bool:

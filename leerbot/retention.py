@@ -98,7 +98,7 @@ async def run_retention(
 
 def _forget_saved_run(pupil: Pupil, module_id: str) -> None:
     """Drop a stale paused run (with its answers) from the pupil's engine state."""
-    state = PupilState.model_validate(pupil.state or {})
+    state = PupilState.load(pupil.state)
     changed = state.paused.pop(module_id, None) is not None
     if state.run is not None and state.run.module == module_id and state.mode != "module":
         state.run = None

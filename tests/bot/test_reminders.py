@@ -129,7 +129,7 @@ async def seed(
         state = PupilState(mode=mode, age_band="13plus")  # type: ignore[arg-type]
         if mode == "module":
             state.run = RunState(module=modules[0], version="x", step="school")
-        pupil.state = state.model_dump(mode="json")
+        pupil.state = state.stored()
         return pupil.id
 
 

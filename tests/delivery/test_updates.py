@@ -50,7 +50,7 @@ async def counts(rig: BotRig, user_id: int) -> dict[str, Any]:
     """What one pupil's updates changed: rows per table and the run's place."""
     async with rig.runtime.sessions() as s:
         pupil = (await s.scalars(select(Pupil).where(Pupil.telegram_user_id == user_id))).one()
-        state = PupilState.model_validate(pupil.state)
+        state = PupilState.load(pupil.state)
         return {
             "answers": await s.scalar(
                 select(func.count()).select_from(Answer).where(Answer.pupil_id == pupil.id)

@@ -135,10 +135,10 @@ class Replay:
         if "at" in item:
             self.now = datetime.fromisoformat(str(item["at"]))
         inbound = self.inbound(item)
-        before = self.state.model_dump_json()
+        before = self.state.to_json()
         result = step(self.state, inbound, self.context(inbound), now=self.now)
-        assert self.state.model_dump_json() == before, "the engine changed its input state"
-        self.state = PupilState.model_validate_json(result.state.model_dump_json())
+        assert self.state.to_json() == before, "the engine changed its input state"
+        self.state = PupilState.from_json(result.state.to_json())
         self.keyboards.append([b for o in result.outbound for row in o.buttons for b in row])
         for event in result.events:
             self.track(event)

@@ -83,12 +83,12 @@ def test_stale_button_leaves_the_state_alone_and_shows_the_question_again() -> N
     pupil = started("wie-ben-ik")
     pupil.feed({"press": "Buiten zijn"})
     pupil.feed({"press": "Klaar ✅"})
-    before = pupil.state.model_dump()
+    before = pupil.state.stored()
     result = pupil.feed({"press": "Met computers", "on_input": 2})
     assert texts_of(result)[0] == "Die knop is niet meer geldig. Hier is de vraag van nu."
     assert texts_of(result)[1].startswith("Vraag 2 van 5\nWaar ben je goed in?")
     assert result.outbound[0].notice == "Die knop is verlopen."
-    assert pupil.state.model_dump() == before
+    assert pupil.state.stored() == before
     assert InputRejected(reason="stale_button") in result.events
     assert not any(isinstance(e, AnswerRecorded) for e in result.events)
 
@@ -130,10 +130,10 @@ def test_too_short_or_too_long_open_answers_are_told_kindly(answer: str, said: s
     pupil = started("wie-ben-ik")
     pupil.feed({"press": "Weet ik niet"})
     pupil.feed({"press": "Weet ik niet"})
-    before = pupil.state.model_dump()
+    before = pupil.state.stored()
     result = pupil.feed({"text": answer})
     assert texts_of(result) == [said]
-    assert pupil.state.model_dump() == before
+    assert pupil.state.stored() == before
 
 
 def test_unknown_command_points_to_the_menu_and_repeats_the_question() -> None:
@@ -529,12 +529,12 @@ def test_step_does_not_change_the_state_it_was_given() -> None:
     cat = catalog()
     state = PupilState(mode="menu", age_band="13plus")
     ctx = Context(catalog=cat, assignments=(Assignment(module="wie-ben-ik"),))
-    before = state.model_dump()
+    before = state.stored()
     result = step(
         state, Inbound(kind=InboundKind.BUTTON, payload=f"{state.turn}:m:wie-ben-ik"), ctx, now=NOW
     )
     assert result.state.run is not None
-    assert state.model_dump() == before
+    assert state.stored() == before
 
 
 @pytest.mark.parametrize(
@@ -578,12 +578,12 @@ def test_an_owned_state_gives_the_same_steps_as_a_copied_one() -> None:
 
     cat = catalog()
     ctx = context(cat)
-    copied = owned = PupilState(mode="menu", age_band="13plus").model_dump_json()
+    copied = owned = PupilState(mode="menu", age_band="13plus").to_json()
     for inbound in script(3_000, cat):
-        a = step(PupilState.model_validate_json(copied), inbound, ctx, now=NOW)
-        b = step(PupilState.model_validate_json(owned), inbound, ctx, now=NOW, owned=True)
+        a = step(PupilState.from_json(copied), inbound, ctx, now=NOW)
+        b = step(PupilState.from_json(owned), inbound, ctx, now=NOW, owned=True)
         assert (a.outbound, a.events) == (b.outbound, b.events)
-        copied, owned = a.state.model_dump_json(), b.state.model_dump_json()
+        copied, owned = a.state.to_json(), b.state.to_json()
         assert copied == owned
 
 
@@ -595,16 +595,16 @@ def test_a_step_that_needs_no_overview_reads_none() -> None:
 
     cat = catalog()
     full, bare = context(cat), Context(catalog=cat, class_name=None)
-    blob = PupilState(mode="menu", age_band="13plus").model_dump_json()
+    blob = PupilState(mode="menu", age_band="13plus").to_json()
     skipped = 0
     for inbound in script(3_000, cat):
-        state = PupilState.model_validate_json(blob)
+        state = PupilState.from_json(blob)
         a = step(state, inbound, full, now=NOW)
         if not needs_overview(state, inbound, cat):
             skipped += 1
             b = step(state, inbound, bare, now=NOW)
             assert (a.outbound, a.events, a.state) == (b.outbound, b.events, b.state)
-        blob = a.state.model_dump_json()
+        blob = a.state.to_json()
     assert skipped > 300  # multi-select presses are common: the check really ran
 
 

@@ -83,7 +83,7 @@ async def test_counsellor_acknowledges_replies_pupil_answers_and_counsellor_clos
     said = text_of(await world.messages(pupil.user_id))
     assert "Het gesprek is afgesloten. Je mag mij altijd opnieuw schrijven." in said
     assert "Wat wil je doen?" in said
-    state = PupilState.model_validate((await pupil.pupil_row()).state)
+    state = PupilState.load((await pupil.pupil_row()).state)
     assert (state.mode, state.handover) == ("menu", None)
 
     async with world.conversation.sessions() as session:
@@ -356,7 +356,7 @@ async def test_a_crisis_during_the_conversation_reaches_the_counsellor_in_it(wor
     assert "de leerling kreeg de hulplijnen" in alert.text
     assert alert.text.endswith("slecht, ik wil dood")
     assert any("DRINGEND: crisismelding" in n.text for n in notices)
-    state = PupilState.model_validate((await pupil.pupil_row()).state)
+    state = PupilState.load((await pupil.pupil_row()).state)
     assert state.mode == "handover"  # still talking with Sara
 
 

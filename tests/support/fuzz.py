@@ -468,7 +468,7 @@ async def consistency_problems(rig: BotRig) -> list[str]:
                 problems.append(f"transcript line {line.id} has no pupil")
         for pupil in (await session.scalars(select(Pupil))).all():
             try:
-                state = PupilState.model_validate(pupil.state or {})
+                state = PupilState.load(pupil.state)
             except ValueError as exc:
                 problems.append(f"pupil {pupil.pseudonym}: state does not parse: {exc}")
                 continue
