@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -67,7 +69,7 @@ CONTACT_TARGETS = ("leerkracht", "begeleider", "clb")
 PRIVACY_COMMANDS = {"mijngegevens", "vergeetmij"}  # open before consent too (GDPR rights)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Turn:
     """Mutable scratch for one step; frozen into a StepResult at the end."""
 
@@ -80,8 +82,18 @@ class _Turn:
     def t(self, key: str, **values: object) -> str:
         return self.ctx.catalog.texts.get(key, self.state.lang, **values)
 
-    def say(self, text: str, buttons: list[list[Button]] | None = None, **kw: object) -> None:
-        rows = tuple(tuple(r) for r in (buttons or []) if r)
+    def say(
+        self,
+        text: str,
+        buttons: Sequence[Sequence[Button]] | None = None,
+        **kw: object,
+    ) -> None:
+        if buttons is None:
+            rows: tuple[tuple[Button, ...], ...] = ()
+        elif type(buttons) is tuple:  # a keyboard laid out by _step_buttons: ready as it is
+            rows = buttons
+        else:
+            rows = tuple([tuple(r) for r in buttons if r])
         self.out.append(Outbound(text=text, buttons=rows, **kw))  # type: ignore[arg-type]  # kw are Outbound fields
 
     def button(self, label: str, code: str, *, always: bool = False) -> Button:
@@ -472,8 +484,12 @@ def _erase_button(turn: _Turn, arg: str) -> None:
 # ---------------------------------------------------------------- free text
 
 
+@functools.lru_cache(maxsize=4096)  # typed answers are compared with every button label
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text.strip().lower().strip("!?.,"))
+    return _SPACES.sub(" ", text.strip().lower().strip("!?.,"))
+
+
+_SPACES = re.compile(r"\s+")
 
 
 def _text(turn: _Turn, inbound: Inbound) -> None:
@@ -1112,7 +1128,7 @@ def _question(
     return f"{turn.t('module.progress', n=position, total=total)}\n{_render(turn, current.text)}"
 
 
-def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
+def _step_buttons(turn: _Turn, current: Step) -> tuple[tuple[Button, ...], ...]:
     """The keyboard of a question: its options, then "Weet ik niet" and "Alleen voor mij".
 
     The labels and codes depend only on the step, the language, the selection and the
@@ -1136,7 +1152,7 @@ def _step_buttons(turn: _Turn, current: Step) -> list[list[Button]]:
             cache.clear()  # a bound, never reached by the shipped modules
         layout = cache[key] = _keyboard_layout(turn, current)
     stamp = f"{turn.state.turn}:"
-    return [[Button(label, stamp + code) for label, code in row] for row in layout]
+    return tuple([tuple([Button(label, stamp + code) for label, code in row]) for row in layout])
 
 
 def _keyboard_layout(turn: _Turn, current: Step) -> tuple[tuple[tuple[str, str], ...], ...]:
@@ -1179,7 +1195,7 @@ def _keyboard_layout(turn: _Turn, current: Step) -> tuple[tuple[tuple[str, str],
         extra.append((label, "pv"))
     if extra:
         rows.append(extra)
-    return tuple(tuple(row) for row in rows)
+    return tuple(tuple(row) for row in rows if row)
 
 
 def _same(turn: _Turn, label: Text, word: str) -> bool:
