@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
@@ -26,8 +25,7 @@ class InboundKind(StrEnum):
     SYSTEM = "system"  # reminder, assignment, handover: raised by the product, not the pupil
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(msgspec.Struct, frozen=True):
     """One event for the engine, free of any transport detail."""
 
     kind: InboundKind
@@ -36,19 +34,17 @@ class Inbound:
     args: str = ""
     payload: str = ""
     parse: Parse | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = {}
 
 
-@dataclass(slots=True)
-class Button:
+class Button(msgspec.Struct):
     """An inline button: the adapter signs `payload` into callback data."""
 
     label: str
     payload: str
 
 
-@dataclass(slots=True)
-class Outbound:
+class Outbound(msgspec.Struct):
     """One message to the pupil; `edit` replaces the message whose button was pressed."""
 
     text: str = ""
@@ -69,8 +65,7 @@ class JoinOutcome(StrEnum):
     MALFORMED = "malformed"
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(msgspec.Struct, frozen=True):
     """A module assigned to the pupil's class, with the pupil's progress on it."""
 
     module: str
@@ -78,8 +73,7 @@ class Assignment:
     status: Literal["new", "busy", "done"] = "new"
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
+class HistoryItem(msgspec.Struct, frozen=True):
     """One earlier answer, for /mijnantwoorden."""
 
     module: str
@@ -89,8 +83,7 @@ class HistoryItem:
     private: bool
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(msgspec.Struct, frozen=True):
     """What the engine may know beyond the pupil's own state (loaded by the adapter)."""
 
     catalog: Catalog
@@ -105,8 +98,7 @@ class Context:
 # ---- domain events: the adapter turns these into rows (answers, flags, runs) ----
 
 
-@dataclass(frozen=True, slots=True)
-class AnswerRecorded:
+class AnswerRecorded(msgspec.Struct, frozen=True):
     module: str
     version: str
     step: str
@@ -115,33 +107,28 @@ class AnswerRecorded:
     private: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class RunStarted:
+class RunStarted(msgspec.Struct, frozen=True):
     module: str
     version: str
 
 
-@dataclass(frozen=True, slots=True)
-class RunProgressed:
+class RunProgressed(msgspec.Struct, frozen=True):
     module: str
     step: str
     position: int
     total: int
 
 
-@dataclass(frozen=True, slots=True)
-class RunPaused:
+class RunPaused(msgspec.Struct, frozen=True):
     module: str
 
 
-@dataclass(frozen=True, slots=True)
-class RunFinished:
+class RunFinished(msgspec.Struct, frozen=True):
     module: str
     share: str
 
 
-@dataclass(frozen=True, slots=True)
-class FlagRaised:
+class FlagRaised(msgspec.Struct, frozen=True):
     level: str  # crisis | zorg | aandacht | contactvraag
     reason: str
     category: str | None = None
@@ -152,34 +139,28 @@ class FlagRaised:
     module: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ConsentGiven:
+class ConsentGiven(msgspec.Struct, frozen=True):
     age_band: str
 
 
-@dataclass(frozen=True, slots=True)
-class PupilToStaff:
+class PupilToStaff(msgspec.Struct, frozen=True):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class SettingChanged:
+class SettingChanged(msgspec.Struct, frozen=True):
     name: str
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
-class InputRejected:
+class InputRejected(msgspec.Struct, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ExportRequested:
+class ExportRequested(msgspec.Struct, frozen=True):
     """The pupil asked for a copy of their own data (/mijngegevens)."""
 
 
-@dataclass(frozen=True, slots=True)
-class EraseConfirmed:
+class EraseConfirmed(msgspec.Struct, frozen=True):
     """The pupil confirmed /vergeetmij: the adapter erases them in this same transaction."""
 
 
@@ -309,8 +290,7 @@ _DECODER = msgspec.json.Decoder(PupilState)
 _ENCODER = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(msgspec.Struct, frozen=True):
     """What one event changed: the new state, what to say, what happened."""
 
     state: PupilState

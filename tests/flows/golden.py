@@ -25,11 +25,11 @@ new case with `inputs` only, then `pytest tests/flows --update-goldens` fills in
 
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import msgspec
 import yaml
 
 from content.loader import Catalog, load_catalog
@@ -200,9 +200,10 @@ def message(outbound: Outbound) -> dict[str, Any]:
 def event(evt: Event) -> dict[str, Any]:
     """An event as its name and the fields that differ from their defaults."""
     summary: dict[str, Any] = {"event": type(evt).__name__}
-    for spec in fields(evt):
+    for spec in msgspec.structs.fields(evt):
         value = getattr(evt, spec.name)
-        if spec.name in UNSTABLE or (spec.default is not MISSING and value == spec.default):
+        default = spec.default
+        if spec.name in UNSTABLE or (default is not msgspec.NODEFAULT and value == default):
             continue
         summary[spec.name] = list(value) if isinstance(value, tuple) else value
     return summary
