@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import yaml
 
 from nlu.types import Parse, SafetyCategory, SafetyLevel, SafetyResult
@@ -360,8 +361,7 @@ class _Token(NamedTuple):  # a tuple: one is made per word of every text, so che
     clause: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Text:
+class _Text(msgspec.Struct, frozen=True):
     original: str
     tokens: tuple[_Token, ...]
     normalized: str  # what the rules match: words only
@@ -479,8 +479,7 @@ def words_of(normalized: str) -> str:
 # ---------------------------------------------------------------- assessment
 
 
-@dataclass(frozen=True, slots=True)
-class _Finding:
+class _Finding(msgspec.Struct, frozen=True):
     level: SafetyLevel
     category: SafetyCategory
     start: int  # span in the normalised text

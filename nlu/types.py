@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+import msgspec
 
 INTENTS: tuple[str, ...] = (
     "inform",
@@ -49,8 +50,7 @@ class SafetyCategory(StrEnum):
     WORRY_OTHER = "worry_other"
 
 
-@dataclass(frozen=True, slots=True)
-class SafetyResult:
+class SafetyResult(msgspec.Struct, frozen=True):
     """What the in-process safety layer found in one text."""
 
     level: SafetyLevel
@@ -64,11 +64,10 @@ class SafetyResult:
         return self.level is SafetyLevel.CRISIS
 
 
-@dataclass(frozen=True, slots=True)
-class Parse:
+class Parse(msgspec.Struct, frozen=True):
     """An intent for one text, from Rasa or from the in-process fallback."""
 
     intent: str
     confidence: float
     source: Literal["rasa", "fallback", "rules"] = "rasa"
-    entities: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    entities: tuple[tuple[str, str], ...] = ()
