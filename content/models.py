@@ -7,8 +7,8 @@ import json
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from functools import cached_property
-from typing import Annotated, Any, Literal
+from functools import cache, cached_property
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,33 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 LANGUAGES = ("nl", "fr", "en", "ar")
+
+
+class _Cached(BaseModel):
+    """A model with `cached_property` values: an edited copy works them out again.
+
+    Content never changes once loaded, so values the engine reads on every event (an
+    option's key, whether a step asks) are worked out once; pydantic's `model_copy` would
+    carry them over into a copy whose fields were changed, so it forgets them there.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; an edited copy forgets the cached values."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in _cached_names(type(self)):
+                copy.__dict__.pop(name, None)
+        return copy
+
+
+@cache
+def _cached_names(cls: type) -> tuple[str, ...]:
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_property)
+    )
 
 
 class Text(BaseModel):
@@ -155,7 +182,7 @@ class RuleSpec(BaseModel):
     flag: FlagSpec
 
 
-class Option(BaseModel):
+class Option(_Cached):
     """One button; YAML may give a plain label."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -180,7 +207,7 @@ class Option(BaseModel):
         # A plain string is an option with that Dutch label.
         return {"anyOf": [{"type": "string", "description": "Dutch label"}, handler(core)]}
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The stored value: explicit `value`, else the Dutch label."""
         return self.value if self.value is not None else self.label.nl
@@ -195,7 +222,7 @@ class ShareSpec(BaseModel):
     options: list[Literal["alles", "samenvatting", "niets"]] = ["alles", "samenvatting", "niets"]
 
 
-class Step(BaseModel):
+class Step(_Cached):
     """One question or message of a module."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -227,13 +254,18 @@ class Step(BaseModel):
             raise ValueError("a scale has the points 1, 2, 3, 4 and 5")
         return value
 
-    @property
+    @cached_property
+    def option_labels(self) -> dict[str, Text]:
+        """Option key → label (an answer is shown to the pupil by its label)."""
+        return {o.key: o.label for o in self.options}
+
+    @cached_property
     def asks(self) -> bool:
         """True when the step waits for an answer."""
         return self.type not in {StepKind.MESSAGE, StepKind.SUMMARY, StepKind.END}
 
 
-class Module(BaseModel):
+class Module(_Cached):
     """A reflection module: a short sitting of 5-8 steps that ends with the pupil's own words."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -247,14 +279,6 @@ class Module(BaseModel):
     card: bool = False  # send the loopbaankaart when finished
     steps: list[Step]
     rules: list[RuleSpec] = []
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Module:
-        """A copy; an edited copy forgets the cached version hash and step index."""
-        copy = super().model_copy(update=update, deep=deep)
-        if update:
-            for name in ("version", "positions"):
-                copy.__dict__.pop(name, None)
-        return copy
 
     @cached_property
     def version(self) -> str:

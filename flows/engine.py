@@ -1335,10 +1335,11 @@ def _display(turn: _Turn, current: Step, value: AnswerValue) -> str:
         return turn.t("module.dont_know_display")
     if current.type is StepKind.SCALE and isinstance(value, int) and current.scale:
         return current.scale[value].get(lang)
-    labels = {o.key: o.label.get(lang) for o in current.options}
+    labels = current.option_labels
     if isinstance(value, list):
-        return ", ".join(labels.get(v, v) for v in value)
-    return labels.get(str(value), str(value))
+        return ", ".join(labels[v].get(lang) if v in labels else v for v in value)
+    label = labels.get(str(value))
+    return label.get(lang) if label is not None else str(value)
 
 
 def _answer(

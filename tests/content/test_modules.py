@@ -74,3 +74,18 @@ def test_modules_speak_flemish_school_words(module: Module) -> None:
         texts = [step.text.nl, *(o.label.nl for o in step.options)]
         for text in texts:
             assert not NOT_FLEMISH.search(text), f"{module.id}/{step.id}: {text}"
+
+
+def test_an_edited_copy_works_out_its_cached_values_again() -> None:
+    """Option keys, "asks" and the version hash are cached; a changed copy must not keep them."""
+    module = CATALOG.modules["wie-ben-ik"]
+    step = next(s for s in module.steps if s.options and s.asks)
+    option = step.options[0]
+    assert option.value is None or option.key == option.value  # cached on the original
+    renamed = option.model_copy(update={"value": "iets-anders"})
+    assert renamed.key == "iets-anders"
+    assert option.key != "iets-anders"
+    told = step.model_copy(update={"type": StepKind.MESSAGE})
+    assert step.asks
+    assert not told.asks
+    assert module.model_copy(update={"minutes": 9}).version != module.version
