@@ -80,7 +80,9 @@ class _Turn:
     events: list[Event] = field(default_factory=list)
 
     def t(self, key: str, **values: object) -> str:
-        return self.ctx.catalog.texts.get(key, self.state.lang, **values)
+        # Texts.get inlined: a system text is looked up several times per step.
+        text = self.ctx.catalog.texts.entries[key].get(self.state.lang)
+        return text.format(**values) if values else text
 
     def say(
         self,
@@ -1070,7 +1072,7 @@ def _progress(module: Module, run: RunState, current: Step) -> tuple[int, int]:
     Counting positions in the file would jump ("vraag 1", then "vraag 4") for a pupil who
     skips a branch; the total may grow when a branch is taken, which reads as honest.
     """
-    answered = sum(1 for sid in run.answers if sid != current.id)
+    answered = len(run.answers) - (current.id in run.answers)
     return answered + 1, answered + 1 + _questions_ahead(module, current)
 
 

@@ -270,7 +270,13 @@ def _compile(pattern: str, macros: Mapping[str, str]) -> _Pattern:
 def _word_starts(text: str) -> frozenset[str]:
     """Every opening (_MIN_KEY to _KEY characters) of the text from a word start on."""
     words = [0, *(m.end() for m in _SPACE.finditer(text))]
-    return frozenset(text[p : p + n] for p in words for n in range(_MIN_KEY, _KEY + 1))
+    return frozenset().union(*[_openings_of(text[p : p + _KEY]) for p in words])
+
+
+@functools.lru_cache(maxsize=16384)
+def _openings_of(window: str) -> tuple[str, ...]:
+    # Texts start their words the same few ways ("ik w", "mijn", "een "): worked out once.
+    return tuple({window[:n] for n in range(_MIN_KEY, _KEY + 1)})
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
