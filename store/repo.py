@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -219,16 +219,20 @@ class ClassContext:
     assignments: tuple[tuple[str, date | None], ...]  # (module, due), oldest first
 
 
+# Statements that run on every update are built once, with bound parameters: building a
+# statement and working out its cache key cost more CPU than the database took to run it.
+_CLASS_CONTEXT = (
+    select(SchoolClass.name, School.region, Assignment.module_id, Assignment.due)
+    .join(School, School.id == SchoolClass.school_id)
+    .outerjoin(Assignment, Assignment.class_id == SchoolClass.id)
+    .where(SchoolClass.id == bindparam("class_id"))
+    .order_by(Assignment.id)
+)
+
+
 async def class_context(session: AsyncSession, class_id: int) -> ClassContext | None:
     """The class's name, its school's region and its assignments (one round trip per update)."""
-    stmt = (
-        select(SchoolClass.name, School.region, Assignment.module_id, Assignment.due)
-        .join(School, School.id == SchoolClass.school_id)
-        .outerjoin(Assignment, Assignment.class_id == SchoolClass.id)
-        .where(SchoolClass.id == class_id)
-        .order_by(Assignment.id)
-    )
-    rows = (await session.execute(stmt)).all()
+    rows = (await session.execute(_CLASS_CONTEXT, {"class_id": class_id})).all()
     if not rows:
         return None
     return ClassContext(
@@ -255,10 +259,14 @@ def _pseudonym() -> str:
     return "L-" + new_code(6)
 
 
+_PUPIL_FOR_UPDATE = (
+    select(Pupil).where(Pupil.telegram_user_id == bindparam("user_id")).with_for_update()
+)
+
+
 async def pupil_for_update(session: AsyncSession, telegram_user_id: int) -> Pupil | None:
     """The pupil row, locked for this transaction on PostgreSQL (per-pupil ordering)."""
-    stmt = select(Pupil).where(Pupil.telegram_user_id == telegram_user_id).with_for_update()
-    return (await session.scalars(stmt)).first()
+    return (await session.scalars(_PUPIL_FOR_UPDATE, {"user_id": telegram_user_id})).first()
 
 
 async def create_pupil(
@@ -277,10 +285,12 @@ async def create_pupil(
     return pupil
 
 
+_RUNS_FOR_PUPIL = select(Run).where(Run.pupil_id == bindparam("pupil_id")).order_by(Run.id)
+
+
 async def runs_for_pupil(session: AsyncSession, pupil_id: int) -> Sequence[Run]:
     """All runs of a pupil, oldest first."""
-    stmt = select(Run).where(Run.pupil_id == pupil_id).order_by(Run.id)
-    return (await session.scalars(stmt)).all()
+    return (await session.scalars(_RUNS_FOR_PUPIL, {"pupil_id": pupil_id})).all()
 
 
 async def latest_run(session: AsyncSession, pupil_id: int, module_id: str) -> Run | None:
@@ -366,18 +376,28 @@ async def recent_transcript(
 # ---------------------------------------------------------------- updates, outbox, versions
 
 
-async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) -> bool:
-    """Record an update id; False when it was processed before (a redelivery)."""
-    # One statement instead of read, savepoint, insert, release: this runs for every update.
-    dialect = session.get_bind().dialect.name
+def _claim_statement(dialect: str) -> Any:
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
+    columns = ProcessedUpdate.__table__.c
+    return (
         insert(ProcessedUpdate)
-        .values(update_id=update_id, processed_at=now)
+        .values(
+            update_id=bindparam("update_id", type_=columns.update_id.type),
+            processed_at=bindparam("now", type_=columns.processed_at.type),
+        )
         .on_conflict_do_nothing(index_elements=[ProcessedUpdate.update_id])
         .returning(ProcessedUpdate.update_id)
     )
-    return (await session.execute(stmt)).scalar() is not None
+
+
+_CLAIM_UPDATE = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
+
+
+async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) -> bool:
+    """Record an update id; False when it was processed before (a redelivery)."""
+    # One statement instead of read, savepoint, insert, release: this runs for every update.
+    stmt = _CLAIM_UPDATE[session.get_bind().dialect.name]
+    return (await session.execute(stmt, {"update_id": update_id, "now": now})).scalar() is not None
 
 
 async def enqueue(
@@ -424,17 +444,29 @@ async def outbox_quiet(
     Not while anything of the chat waits or is being sent by someone else, nor while the
     sender works through due notices or broadcasts (priority above 0), whose rate it keeps.
     """
-    due = or_(Outbox.not_before.is_(None), Outbox.not_before <= now)
-    sending = Outbox.status == "sending"
-    if lane is not None:
-        sending = and_(sending, Outbox.claimed_by != lane)
-    busy = select(
+    return not await session.scalar(
+        _OUTBOX_BUSY, {"chat_id": chat_id, "now": now, "lane": lane or ""}
+    )
+
+
+def _outbox_busy() -> Any:
+    due = or_(Outbox.not_before.is_(None), Outbox.not_before <= bindparam("now"))
+    # A claim of the asking lane is its own; "" (no lane) is nobody's owner name.
+    sending = and_(
+        Outbox.status == "sending", Outbox.claimed_by.is_distinct_from(bindparam("lane"))
+    )
+    return select(
         or_(
-            exists().where(Outbox.chat_id == chat_id, or_(Outbox.status == "pending", sending)),
+            exists().where(
+                Outbox.chat_id == bindparam("chat_id"),
+                or_(Outbox.status == "pending", sending),
+            ),
             exists().where(Outbox.status == "pending", Outbox.priority > 0, due),
         )
     )
-    return not await session.scalar(busy)
+
+
+_OUTBOX_BUSY = _outbox_busy()
 
 
 async def pending_outbox(
