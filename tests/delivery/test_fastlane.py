@@ -193,3 +193,48 @@ async def test_outbox_quiet(
                     row.not_before = datetime(2099, 1, 1, tzinfo=UTC)
         async with rig.runtime.sessions() as session:
             assert await repo.outbox_quiet(session, 1, now=now, lane="bot:1:lane") is quiet
+
+
+async def test_a_reply_refused_behind_an_edit_in_flight_wakes_the_sender_once_it_is_recorded(
+    database_url: str,
+) -> None:
+    """The chat's next reply went to the sender (it waited behind the lane's edit, claimed):
+    the sender may only take it once the edit is recorded, so the lane wakes it then."""
+    async with bot_rig(database_url) as rig:
+        user_id = await start_module(rig)
+        await rig.drain()
+        async with rig.runtime.sessions() as session:
+            stmt = select(Outbox).where(Outbox.chat_id == user_id, Outbox.status == "sent")
+            shown = (await session.scalars(stmt.order_by(Outbox.id.desc()))).first()
+        assert shown is not None
+        lane = FastLane(
+            sessions=rig.runtime.sessions, bot=rig.app.bot, global_rate=30, chat_rate=1
+        )
+        wakes: list[int] = []  # rows the recorder still held at each wake
+        lane.wake = lambda: wakes.append(lane.recorder.waiting)
+
+        async def edit(text: str) -> None:
+            async with rig.runtime.sessions.begin() as session:
+                row = await repo.enqueue(
+                    session,
+                    chat_id=user_id,
+                    method="editMessageText",
+                    payload={"chat_id": user_id, "message_id": shown.message_id, "text": text},
+                    now=datetime.now(UTC),
+                    claimed_by=lane.owner,
+                )
+            lane.start([row])
+
+        await edit("Eerste keer aangepast")
+        await settled(lane)
+        assert wakes == []  # nothing followed: the sender has nothing to do
+        await edit("Tweede keer aangepast")
+        lane.refused(user_id)  # while that edit is in flight
+        await settled(lane)
+        for _ in range(100):
+            if wakes:
+                break
+            await asyncio.sleep(0.02)
+        assert wakes == [0]  # woken once, after the edit was recorded
+        assert lane.sent == 2
+        await lane.stop()
