@@ -457,12 +457,13 @@ def _prepare(text: str) -> _Text:
     tokens: list[_Token] = []
     parts: list[str] = []
     offsets: list[int] = []
-    position = 0
+    position = clause = 0
     for match in _TOKEN.finditer(clean):
         start, end = match.span()
+        if breaks:  # most texts are one clause
+            clause = bisect.bisect_left(breaks, start)
         if index is not None:
             start, end = index[start], index[end - 1] + 1
-        clause = bisect.bisect_left(breaks, match.start())
         for word in _normalize_word(match.group()):
             tokens.append(_Token(word, start, end, clause))
             offsets.append(position)
