@@ -67,6 +67,10 @@ KEYBOARD_CACHE = 20_000  # question keyboards kept on the catalog (see `_step_bu
 SHARE_KEYS = ("alles", "samenvatting", "niets")
 CONTACT_TARGETS = ("leerkracht", "begeleider", "clb")
 PRIVACY_COMMANDS = {"mijngegevens", "vergeetmij"}  # open before consent too (GDPR rights)
+# Enum members in a set literal are looked up and the set built on every use: built once here.
+_TYPED = frozenset({InboundKind.TEXT, InboundKind.MEDIA})
+_MULTI = frozenset({StepKind.MULTI_CHOICE, StepKind.TOP3})
+_SINGLE = frozenset({StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT})
 
 
 @dataclass(slots=True)
@@ -178,7 +182,7 @@ def needs_overview(state: PupilState, inbound: Inbound, catalog: Catalog) -> boo
     kind = module.step(run.step).type
     if head == "pv":
         return kind is not StepKind.OPEN_TEXT
-    return not (head == "o" and arg.isdigit() and kind in {StepKind.MULTI_CHOICE, StepKind.TOP3})
+    return not (head == "o" and arg.isdigit() and kind in _MULTI)
 
 
 def needs_history(inbound: Inbound) -> bool:
@@ -207,14 +211,14 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
         _repeat(turn)
         return
     # The safety net runs on every piece of pupil text before anything else.
-    if inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA} and inbound.text.strip():
+    if inbound.kind in _TYPED and inbound.text.strip():
         safety = combine(assess(inbound.text), inbound.parse)
         if _safety(turn, safety):
             return
     if (
         state.mode == "handover"
         and state.handover is not None
-        and inbound.kind in {InboundKind.TEXT, InboundKind.MEDIA}
+        and inbound.kind in _TYPED
     ):
         turn.events.append(PupilToStaff(text=inbound.text))
         return
@@ -1173,7 +1177,7 @@ def _keyboard_layout(turn: _Turn, current: Step) -> tuple[tuple[tuple[str, str],
         rows.append([(o.label.get(lang), f"o:{i}") for i, o in enumerate(current.options)])
     elif kind is StepKind.SINGLE_CHOICE:
         rows.extend([(o.label.get(lang), f"o:{i}")] for i, o in enumerate(current.options))
-    elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+    elif kind in _MULTI:
         for i, option in enumerate(current.options):
             mark = ""
             if option.key in run.selection:
@@ -1224,7 +1228,7 @@ def _typed_choice(turn: _Turn, module: Module, current: Step, word: str) -> bool
         if _same(turn, option.label, word):
             _module_button(turn, "o", str(index), typed=True)
             return True
-    if current.type in {StepKind.MULTI_CHOICE, StepKind.TOP3} and word in {
+    if current.type in _MULTI and word in {
         _norm(turn.t("module.done_multi")),
         _norm(turn.t("module.done_word")),
     }:
@@ -1278,13 +1282,13 @@ def _module_button(turn: _Turn, head: str, arg: str, *, typed: bool = False) -> 
         _answer(turn, module, current, int(arg))
     elif head == "o" and arg.isdigit() and int(arg) < len(current.options):
         option = current.options[int(arg)]
-        if kind in {StepKind.SINGLE_CHOICE, StepKind.THIS_OR_THAT}:
+        if kind in _SINGLE:
             _answer(turn, module, current, option.key, chosen=option.action)
-        elif kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+        elif kind in _MULTI:
             _toggle(turn, module, current, option.key, typed=typed)
         else:
             _stale(turn)
-    elif head == "ok" and kind in {StepKind.MULTI_CHOICE, StepKind.TOP3}:
+    elif head == "ok" and kind in _MULTI:
         need = min(3, len(current.options)) if kind is StepKind.TOP3 else current.min_choices
         if len(run.selection) < need:
             key = "module.top3_need" if kind is StepKind.TOP3 else "module.multi_need"
