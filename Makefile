@@ -28,7 +28,7 @@ run: install nlu-model ## local demo on SQLite: sandbox + bot + dashboard + NLU
 
 test: install system-deps nlu-model ## the whole suite, on SQLite and PostgreSQL
 	@bash scripts/ensure-postgres.sh
-	$(BIN)/pytest -p no:cacheprovider --postgres $(POSTGRES_URL) $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider --durations=20 --postgres $(POSTGRES_URL) $(PYTEST_ARGS)
 
 lint: install ## format check, ruff, mypy, import boundaries
 	$(BIN)/ruff format --check --diff .
