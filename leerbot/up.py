@@ -105,6 +105,7 @@ def run_demo(
         "LEERBOT_RASA_URL": settings.rasa_url,
         "LEERBOT_DASHBOARD_URL": settings.dashboard_url,
     }
+    _stop_on_signals()
     upgrade(settings.database_url)
     seeded = asyncio.run(seed_demo(settings))
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -150,6 +151,8 @@ Leerbot demo is running (Ctrl-C stops everything)
     except KeyboardInterrupt:
         pass
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         for _, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -159,6 +162,16 @@ Leerbot demo is running (Ctrl-C stops everything)
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the demo and its children.
+
+    Also when it was started with SIGINT ignored, as a shell does for a background job
+    (`make run &`): Python then leaves Ctrl-C ignored, and so would every child.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)  # raises KeyboardInterrupt
 
 
 def _child_env(overrides: dict[str, str]) -> dict[str, str]:
