@@ -215,11 +215,7 @@ def _dispatch(turn: _Turn, inbound: Inbound) -> None:
         safety = combine(assess(inbound.text), inbound.parse)
         if _safety(turn, safety):
             return
-    if (
-        state.mode == "handover"
-        and state.handover is not None
-        and inbound.kind in _TYPED
-    ):
+    if state.mode == "handover" and state.handover is not None and inbound.kind in _TYPED:
         turn.events.append(PupilToStaff(text=inbound.text))
         return
     if inbound.kind is InboundKind.COMMAND:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tests.support.demo import kill_demo, start_demo
 from tests.support.sandbox_server import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,58 +29,18 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[dict[str, str]]:
-    sandbox_port, dashboard_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEERBOT_")}
-    env |= {
-        "LEERBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}",
-        "LEERBOT_DASHBOARD_URL": f"http://127.0.0.1:{dashboard_port}",
-        "LEERBOT_RASA_URL": "http://127.0.0.1:9",
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "leerbot.cli",
-            "up",
-            "--no-nlu",
-            "--sandbox-port",
-            str(sandbox_port),
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: teardown can reach every child
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "NLU (Rasa):" in line:
-            break
-    # Keep reading: the demo's children log to this pipe, and a full pipe would block them
-    # (they then never stop on Ctrl-C).
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    found = re.search(r"demo join link:\s+(\S+)", "".join(lines))
+    sandbox_port = free_port()
+    proc, output = start_demo(tmp_path, sandbox_port=sandbox_port, dashboard_port=free_port())
+    found = re.search(r"demo join link:\s+(\S+)", output)
     try:
-        assert found, "leerbot up did not print a join link:\n" + "".join(lines[-40:])
-        yield {
-            "chat": f"http://127.0.0.1:{sandbox_port}/",
-            "link": found.group(1),
-            "output": "".join(lines),
-        }
+        assert found, "leerbot up did not print a join link:\n" + output[-4000:]
+        chat = f"http://127.0.0.1:{sandbox_port}/"
+        yield {"chat": chat, "link": found.group(1), "output": output}
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does: `up` stops its children
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+        kill_demo(proc)
 
 
 def test_demo_prints_urls_and_a_pupil_joins_in_the_web_chat(demo: dict[str, str]) -> None:
