@@ -265,7 +265,9 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
 def run_polling(settings: Settings) -> None:
     """`leerbot bot`: poll Telegram (or the sandbox) until interrupted."""
     from bot.sender import SenderChild
+    from leerbot.loop import new_loop
 
+    new_loop(settings.event_loop)  # PTB runs on the current loop
     child = SenderChild()
     child.start()  # it starts up while we do (see bot/features.py)
     runtime = build_runtime(settings)

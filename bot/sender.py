@@ -905,7 +905,9 @@ def run_standalone(settings: Settings, *, listen: str | None, wake_stdin: bool =
     With `wake_stdin` (a bot's child): every byte on stdin wakes the sender, and the end of
     stdin (the bot is gone) stops it cleanly.
     """
-    asyncio.run(_standalone(settings, listen, wake_stdin))
+    from leerbot.loop import run
+
+    run(_standalone(settings, listen, wake_stdin), settings.event_loop)
 
 
 async def _watch_stdin(sender: Sender, stop: asyncio.Event) -> None:

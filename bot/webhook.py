@@ -186,6 +186,8 @@ def run_webhook(settings: Settings, *, workers: int = 1, with_sender: bool = Fal
     """`leerbot bot --webhook`: register the webhook, then serve it (N worker processes)."""
     import uvicorn
 
+    from leerbot.loop import uvicorn_loop
+
     host, port = split_listen(settings.webhook_listen)
     if with_sender and workers > 1:
         raise ValueError(
@@ -200,6 +202,7 @@ def run_webhook(settings: Settings, *, workers: int = 1, with_sender: bool = Fal
         "log_level": "warning",
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        "loop": uvicorn_loop(settings.event_loop),
     }
     if workers == 1:
         mode: SenderMode = "child" if with_sender else "external"

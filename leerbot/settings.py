@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     send_rate_chat: Annotated[float, Field(gt=0)] = 1.0
     fast_lane: bool = True  # the bot sends pressed-button edits itself (bot/fastlane.py)
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"  # Bot API transport (bot/http.py)
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # leerbot/loop.py
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 

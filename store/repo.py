@@ -444,9 +444,13 @@ async def outbox_quiet(
     Not while anything of the chat waits or is being sent by someone else, nor while the
     sender works through due notices or broadcasts (priority above 0), whose rate it keeps.
     """
-    return not await session.scalar(
-        _OUTBOX_BUSY, {"chat_id": chat_id, "now": now, "lane": lane or ""}
-    )
+    params = {"chat_id": chat_id, "now": now, "lane": lane or ""}
+    if any(isinstance(obj, Outbox) for obj in session.new):
+        return not await session.scalar(_OUTBOX_BUSY, params)  # they count: flush them first
+    # Only outbox rows matter here: without autoflush the pupil's pending changes go out in
+    # one UPDATE at commit instead of two (state now, last_seen_at later).
+    with session.no_autoflush:
+        return not await session.scalar(_OUTBOX_BUSY, params)
 
 
 def _outbox_busy() -> Any:

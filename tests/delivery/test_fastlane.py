@@ -7,12 +7,12 @@ from the worker's fast lane.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from telegram import Update
 from telegram.ext import Application
 
@@ -51,6 +51,22 @@ async def press_option(rig: BotRig, app: Application, user_id: int) -> None:  # 
     await app.process_update(Update.de_json(update, app.bot))
 
 
+@contextmanager
+def statements(app: Application) -> Iterator[list[str]]:  # type: ignore[type-arg]
+    """The SQL statements the worker's engine sends while the block runs."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))  # (conn, cursor, statement, …)
+
+    engine = app.bot_data["runtime"].engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 async def settled(lane: FastLane) -> None:
     """Wait until the lane's sends are done and recorded."""
     for _ in range(200):
@@ -80,7 +96,11 @@ async def test_a_pressed_option_is_redrawn_by_the_bot_itself(database_url: str) 
         await rig.drain()  # the question reaches the pupil through the sender
         mark = await rig.last_outbox_id()
         before = len(await edits_seen(rig, user_id))
-        await press_option(rig, app, user_id)
+        with statements(app) as seen:
+            await press_option(rig, app, user_id)
+        # The pupil's new state and last_seen_at go out in one UPDATE: the lane's look at the
+        # outbox does not flush the pupil half-way.
+        assert len([s for s in seen if s.startswith("UPDATE pupil ")]) == 1, seen
         await settled(lane)
         rows = await rows_of(rig, user_id, mark)
         assert [(r.method, r.status, r.claimed_by) for r in rows] == [
@@ -193,6 +213,17 @@ async def test_outbox_quiet(
                     row.not_before = datetime(2099, 1, 1, tzinfo=UTC)
         async with rig.runtime.sessions() as session:
             assert await repo.outbox_quiet(session, 1, now=now, lane="bot:1:lane") is quiet
+
+
+async def test_outbox_quiet_sees_rows_this_transaction_queued(database_url: str) -> None:
+    async with bot_rig(database_url) as rig:
+        now = datetime.now(UTC)
+        async with rig.runtime.sessions.begin() as session:
+            assert await repo.outbox_quiet(session, 1, now=now, lane="bot:1:lane")
+            await repo.enqueue(
+                session, chat_id=1, method="sendMessage", payload={"text": "x"}, now=now
+            )
+            assert not await repo.outbox_quiet(session, 1, now=now, lane="bot:1:lane")
 
 
 async def test_a_reply_refused_behind_an_edit_in_flight_wakes_the_sender_once_it_is_recorded(
