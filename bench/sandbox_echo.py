@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from sandbox.driver import SandboxClient, SimulatedPupil  # noqa: E402  # after the path fix
+from leerbot.loop import run as run_loop  # noqa: E402  # after the path fix
+from sandbox.driver import SandboxClient, SimulatedPupil  # noqa: E402
 from sandbox.echo import PressReply, build_echo_application, start_echo, stop_echo  # noqa: E402
 from sandbox.server import running  # noqa: E402
 
@@ -312,7 +313,7 @@ def main() -> None:
         default=0.0,
         help="seconds each pupil pauses between presses (±50 %%)",
     )
-    result = asyncio.run(_main(parser.parse_args()))
+    result = run_loop(_main(parser.parse_args()))
     print(json.dumps(result))
 
 

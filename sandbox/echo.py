@@ -10,6 +10,7 @@ edited (or, with `press_reply="new"`, a new message with the buttons is sent).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 from typing import Any, Literal
 
@@ -113,10 +114,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--token", required=True)
     parser.add_argument("--press-reply", choices=["edit", "new"], default="edit")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the event loop (uvloop, as `leerbot bot` runs by default)",
+    )
     args = parser.parse_args(argv)
     app = build_echo_application(
         api_url=args.api_url, token=args.token, press_reply=args.press_reply
     )
+    if args.loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop(uvloop.new_event_loop())  # run_polling runs the current loop
     app.run_polling(poll_interval=0.0, timeout=10)
 
 
