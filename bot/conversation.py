@@ -47,7 +47,8 @@ from nlu.safety import assess
 from nlu.types import Parse
 from store import repo
 from store.db import Sessions, lost_connection
-from store.models import Pupil, Run, SchoolClass
+from store.lean import LeanTransaction, PressStatements, lean_transaction
+from store.models import Outbox, Pupil, Run, SchoolClass
 
 log = logging.getLogger("leerbot.conversation")
 
@@ -112,6 +113,10 @@ class Conversation:
         self.attachment_renderers: dict[str, AttachmentRenderer] = {}
         self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
         self.fast_lane: FastLane | None = None  # set by bot/features.py where a sender runs apart
+        self._lean: dict[str, PressStatements] = {}
+        self.quick_presses = True  # see _quick_press (off: every press takes the ORM way)
+        self.quick_taken = 0  # presses handled by _quick_press
+        self.quick_declined = 0  # presses it started and left to the normal way
 
     def _lock(self, user_id: int) -> asyncio.Lock:
         # Per-pupil serialisation inside one process; PostgreSQL adds a row lock across workers.
@@ -127,6 +132,10 @@ class Conversation:
         What it queued wakes the sender; a pressed button's edit may take the fast lane.
         """
         async with self._lock(incoming.user_id):
+            if incoming.kind == "callback" and self.fast_lane is not None and self.quick_presses:
+                quick = await self._quick_press(incoming)
+                if quick is not None:
+                    return quick
             parse = None
             # A crisis the in-process rules already see is answered without waiting for Rasa:
             # the help lines must not depend on (or be slowed by) a network service.
@@ -181,6 +190,116 @@ class Conversation:
         return await self._step(
             session, pupil, inbound, JoinOutcome.NONE, None, priority=priority, flag_id=flag_id
         )
+
+    # ------------------------------------------------------------ the quick press
+
+    async def _quick_press(self, incoming: Incoming) -> Handled | None:
+        """A press that only redraws its question, on the driver connection (store/lean.py).
+
+        The same transaction as `_handle` writes for it — the update id, the pupil's state and
+        last_seen_at, the edit claimed by the fast lane — in a fifth of the CPU. Anything
+        else (a forged button, a new or blocked pupil, a step with events, a reply that is
+        not one edit, a chat with messages waiting) returns None having written nothing, and
+        takes the normal way.
+        """
+        lane = self.fast_lane
+        # The lane's own limits first: a press it would refuse is not worth the try.
+        if lane is None or incoming.message_id is None or not lane.admits(incoming.chat_id, _EDIT):
+            return None
+        payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
+        if payload is None:
+            return None
+        engine_ = self.sessions.kw.get("bind")
+        if engine_ is None:
+            return None
+        statements = self._lean.get(engine_.dialect.name)
+        if statements is None:
+            statements = self._lean[engine_.dialect.name] = PressStatements(engine_.dialect)
+        now = self.clock()
+        try:
+            async with lean_transaction(engine_) as tx:
+                done = await self._quick_step(tx, statements, incoming, payload, lane, now)
+        except _NotQuick:
+            self.quick_declined += 1
+            return None
+        except Exception:
+            # Nothing of it was committed: the normal way (with its own retry) takes over.
+            log.warning("quick press failed; handling the update the normal way", exc_info=True)
+            return None
+        handled, rows = done
+        self.quick_taken += not handled.duplicate
+        lane.start(rows)
+        return handled
+
+    async def _quick_step(
+        self,
+        tx: LeanTransaction,
+        statements: PressStatements,
+        incoming: Incoming,
+        payload: str,
+        lane: FastLane,
+        now: datetime,
+    ) -> tuple[Handled, list[Outbox]]:
+        if incoming.update_id is not None and not await tx.fetch(
+            statements.claim, {"update_id": incoming.update_id, "now": now}
+        ):
+            log.info("duplicate update %s ignored", incoming.update_id)
+            return Handled(duplicate=True), []
+        found = await tx.fetch(statements.pupil, {"user_id": incoming.user_id})
+        if not found:
+            raise _NotQuick
+        pupil_id, chat_id, first_name, stored, active, blocked = found[0]
+        if not active or blocked or chat_id != incoming.chat_id:
+            raise _NotQuick
+        state = PupilState.load(stored)
+        inbound = Inbound(kind=InboundKind.BUTTON, payload=payload)
+        if engine.needs_overview(state, inbound, self.catalog):
+            raise _NotQuick
+        ctx = Context(catalog=self.catalog, join=JoinOutcome.NONE, first_name=first_name)
+        result = engine.step(state, inbound, ctx, now=now, owned=True)
+        if result.events:
+            raise _NotQuick
+        calls: list[tuple[str, dict[str, Any]]] = []
+        for message in result.outbound:
+            if message.attachment or (
+                message.text and message.kind == "text" and not message.edit
+            ):
+                raise _NotQuick  # a transcript line or an attachment: the ORM's business
+            calls.extend(render(self.secret, chat_id, message, incoming.message_id))
+        if not lane.admits(chat_id, calls):
+            raise _NotQuick
+        busy = await tx.fetch(
+            statements.busy, {"chat_id": chat_id, "now": now, "lane": lane.owner}
+        )
+        if busy[0][0]:
+            raise _NotQuick  # the normal way queues it behind what waits (and says so)
+        rows = []
+        for method, params in calls:
+            values = {
+                "chat_id": chat_id,
+                "pupil_id": pupil_id,
+                "priority": 0,
+                "method": method,
+                "payload": params,
+                "status": "sending",
+                "attempts": 0,
+                "claimed_by": lane.owner,
+                "claimed_at": now,
+                "created_at": now,
+            }
+            ((row_id,),) = await tx.fetch(statements.queue, values)
+            rows.append(Outbox(id=row_id, **values))
+        await tx.fetch(
+            statements.save,
+            {
+                "pupil_id": pupil_id,
+                "new_state": result.state.stored(),
+                "new_lang": result.state.lang,
+                "new_reminders_off": result.state.reminders_off,
+                "new_last_seen_at": now,
+            },
+        )
+        return Handled(notice=self._notice(result.outbound)), rows
 
     # ------------------------------------------------------------ internals
 
@@ -494,6 +613,13 @@ class Conversation:
             )
             if owner is not None:
                 session.info.setdefault(FAST_ROWS, []).append(row)
+
+
+_EDIT: list[tuple[str, dict[str, Any]]] = [("editMessageText", {})]  # what a quick press answers with
+
+
+class _NotQuick(Exception):
+    """This update is not a quick press: roll back, take the normal way."""
 
 
 def _b64(data: bytes) -> str:

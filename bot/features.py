@@ -73,6 +73,7 @@ async def install_features(runtime: Runtime, app: Application) -> None:  # type:
             wake=conversation.on_commit,
             metrics=metrics,
         )
+        conversation.quick_presses = settings.quick_presses
     runtime.extras["staff"] = StaffChat(runtime)
     install_privacy(runtime)  # /mijngegevens, /vergeetmij
     install_retention(runtime, app)  # daily: old transcripts, answers, inactive pupils go

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     send_rate_global: Annotated[float, Field(gt=0)] = 28.0
     send_rate_chat: Annotated[float, Field(gt=0)] = 1.0
     fast_lane: bool = True  # the bot sends pressed-button edits itself (bot/fastlane.py)
+    quick_presses: bool = True  # a press that only redraws, on the driver (store/lean.py)
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"  # Bot API transport (bot/http.py)
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # leerbot/loop.py
     log_level: str = "INFO"

@@ -376,7 +376,8 @@ async def recent_transcript(
 # ---------------------------------------------------------------- updates, outbox, versions
 
 
-def _claim_statement(dialect: str) -> Any:
+def claim_statement(dialect: str) -> Any:
+    """INSERT the update id unless it is there, RETURNING it (nothing for a redelivery)."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     columns = ProcessedUpdate.__table__.c
     return (
@@ -390,7 +391,7 @@ def _claim_statement(dialect: str) -> Any:
     )
 
 
-_CLAIM_UPDATE = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
+_CLAIM_UPDATE = {name: claim_statement(name) for name in ("postgresql", "sqlite")}
 
 
 async def claim_update(session: AsyncSession, update_id: int, *, now: datetime) -> bool:
@@ -453,7 +454,8 @@ async def outbox_quiet(
         return not await session.scalar(_OUTBOX_BUSY, params)
 
 
-def _outbox_busy() -> Any:
+def outbox_busy() -> Any:
+    """SELECT whether a reply for `chat_id` must leave the fast lane to the sender."""
     due = or_(Outbox.not_before.is_(None), Outbox.not_before <= bindparam("now"))
     # A claim of the asking lane is its own; "" (no lane) is nobody's owner name.
     sending = and_(
@@ -470,7 +472,7 @@ def _outbox_busy() -> Any:
     )
 
 
-_OUTBOX_BUSY = _outbox_busy()
+_OUTBOX_BUSY = outbox_busy()
 
 
 async def pending_outbox(

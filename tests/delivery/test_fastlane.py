@@ -12,15 +12,15 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from telegram import Update
 from telegram.ext import Application
 
 from bot.fastlane import FastLane
 from store import repo
-from store.models import Outbox
+from store.models import Outbox, ProcessedUpdate, Pupil
 from tests.delivery.support import queue
-from tests.delivery.test_updates import second_worker, start_module
+from tests.delivery.test_updates import MODULE_BUTTON, second_worker, start_module
 from tests.support import updates
 from tests.support.ptb import BotRig, bot_rig
 
@@ -90,17 +90,28 @@ async def edits_seen(rig: BotRig, chat_id: int) -> list[dict[str, object]]:
     ]
 
 
-async def test_a_pressed_option_is_redrawn_by_the_bot_itself(database_url: str) -> None:
+@pytest.mark.parametrize("quick", [True, False], ids=["quick", "orm"])
+async def test_a_pressed_option_is_redrawn_by_the_bot_itself(
+    database_url: str, quick: bool
+) -> None:
     async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        conversation = app.bot_data["runtime"].conversation
+        conversation.quick_presses = quick
         user_id = await start_module(rig)
         await rig.drain()  # the question reaches the pupil through the sender
         mark = await rig.last_outbox_id()
         before = len(await edits_seen(rig, user_id))
         with statements(app) as seen:
             await press_option(rig, app, user_id)
-        # The pupil's new state and last_seen_at go out in one UPDATE: the lane's look at the
-        # outbox does not flush the pupil half-way.
-        assert len([s for s in seen if s.startswith("UPDATE pupil ")]) == 1, seen
+        updates_of_pupil = [s for s in seen if s.startswith("UPDATE pupil ")]
+        if quick:
+            # On the driver connection (store/lean.py): nothing through the ORM's engine.
+            assert updates_of_pupil == [], seen
+            assert not any(s.startswith("INSERT INTO outbox") for s in seen), seen
+        else:
+            # The pupil's new state and last_seen_at go out in one UPDATE: the lane's look at
+            # the outbox does not flush the pupil half-way.
+            assert len(updates_of_pupil) == 1, seen
         await settled(lane)
         rows = await rows_of(rig, user_id, mark)
         assert [(r.method, r.status, r.claimed_by) for r in rows] == [
@@ -269,3 +280,90 @@ async def test_a_reply_refused_behind_an_edit_in_flight_wakes_the_sender_once_it
         assert wakes == [0]  # woken once, after the edit was recorded
         assert lane.sent == 2
         await lane.stop()
+
+
+async def _after_one_press(
+    rig: BotRig,
+    app: Application,  # type: ignore[type-arg]
+    lane: FastLane,
+    user_id: int,
+    *,
+    quick: bool,
+) -> dict[str, object]:
+    """Everything a ticked option leaves in the database, on one path."""
+    conversation = app.bot_data["runtime"].conversation
+    conversation.quick_presses = quick
+    taken = conversation.quick_taken
+    await rig.drain()
+    mark = await rig.last_outbox_id()
+    pressed_at = datetime.now(UTC)
+    await press_option(rig, app, user_id)
+    await settled(lane)
+    assert conversation.quick_taken == taken + quick
+    async with rig.runtime.sessions() as session:
+        pupil = (
+            await session.scalars(select(Pupil).where(Pupil.telegram_user_id == user_id))
+        ).one()
+        assert pupil.last_seen_at is not None
+        assert pupil.last_seen_at >= pressed_at
+    rows = await rows_of(rig, user_id, mark)
+    keyboard = rows[0].payload.get("reply_markup", {}).get("inline_keyboard", [])
+    return {
+        "state": pupil.state,
+        "pupil": (pupil.lang, pupil.reminders_off, pupil.blocked, pupil.chat_id == user_id),
+        "outbox": [
+            (r.method, r.status, r.claimed_by, r.priority, r.attempts, r.pupil_id == pupil.id)
+            for r in rows
+        ],
+        "text": rows[0].payload["text"],
+        "labels": [[b["text"] for b in line] for line in keyboard],
+    }
+
+
+async def test_a_quick_press_writes_what_the_orm_way_writes(database_url: str) -> None:
+    async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        code = await rig.seed_class()
+        pupils = [await rig.join(code) for _ in range(2)]
+        for user_id in pupils:
+            await rig.press(user_id, MODULE_BUTTON)
+        async with rig.runtime.sessions() as session:
+            before = await session.scalar(select(func.count()).select_from(ProcessedUpdate))
+        quick = await _after_one_press(rig, app, lane, pupils[0], quick=True)
+        orm = await _after_one_press(rig, app, lane, pupils[1], quick=False)
+        async with rig.runtime.sessions() as session:
+            after = await session.scalar(select(func.count()).select_from(ProcessedUpdate))
+    assert quick == orm
+    assert quick["outbox"] == [("editMessageText", "sent", None, 0, 0, True)]
+    assert quick["state"] != {}
+    assert after == before + 2  # each press recorded its update id
+
+
+async def test_a_redelivered_quick_press_has_one_effect(database_url: str) -> None:
+    async with bot_rig(database_url) as rig, worker_with_lane(rig) as (app, lane):
+        conversation = app.bot_data["runtime"].conversation
+        user_id = await start_module(rig)
+        await rig.drain()
+        mark = await rig.last_outbox_id()
+        async with rig.runtime.sessions() as session:
+            stmt = select(Outbox).where(Outbox.chat_id == user_id, Outbox.status == "sent")
+            rows = (await session.scalars(stmt.order_by(Outbox.id.desc()))).all()
+        row = next(r for r in rows if (r.payload.get("reply_markup") or {}).get("inline_keyboard"))
+        keyboard = row.payload["reply_markup"]["inline_keyboard"]
+        data = next(b["callback_data"] for line in keyboard for b in line if b["text"] == OPTION)
+        update = updates.callback(
+            update_id=rig.next_update(), user_id=user_id, data=data, message_id=row.message_id
+        )
+        await app.process_update(Update.de_json(update, app.bot))
+        async with rig.runtime.sessions() as session:
+            state_once = (
+                await session.scalars(select(Pupil.state).where(Pupil.telegram_user_id == user_id))
+            ).one()
+        await app.process_update(Update.de_json(update, app.bot))  # delivered again
+        await settled(lane)
+        async with rig.runtime.sessions() as session:
+            state_twice = (
+                await session.scalars(select(Pupil.state).where(Pupil.telegram_user_id == user_id))
+            ).one()
+        assert conversation.quick_taken == 1  # the second one was a duplicate, not a press
+        assert state_twice == state_once
+        assert len(await rows_of(rig, user_id, mark)) == 1
