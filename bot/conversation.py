@@ -615,7 +615,9 @@ class Conversation:
                 session.info.setdefault(FAST_ROWS, []).append(row)
 
 
-_EDIT: list[tuple[str, dict[str, Any]]] = [("editMessageText", {})]  # what a quick press answers with
+_EDIT: list[tuple[str, dict[str, Any]]] = [
+    ("editMessageText", {})
+]  # what a quick press answers with
 
 
 class _NotQuick(Exception):
