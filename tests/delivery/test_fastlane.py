@@ -7,6 +7,7 @@ from the worker's fast lane.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from sqlalchemy import event, func, select
 from telegram import Update
 from telegram.ext import Application
 
-from bot.fastlane import FastLane
+from bot.fastlane import MAX_CHATS, FastLane
 from store import repo
 from store.models import Outbox, ProcessedUpdate, Pupil
 from tests.delivery.support import queue
@@ -367,3 +368,21 @@ async def test_a_redelivered_quick_press_has_one_effect(database_url: str) -> No
         assert conversation.quick_taken == 1  # the second one was a duplicate, not a press
         assert state_twice == state_once
         assert len(await rows_of(rig, user_id, mark)) == 1
+
+
+async def test_the_lane_takes_a_burst_but_not_without_limit(database_url: str) -> None:
+    async with bot_rig(database_url) as rig:
+        lane = FastLane(
+            sessions=rig.runtime.sessions, bot=rig.app.bot, global_rate=1000, chat_rate=1000
+        )
+        edit = [("editMessageText", {})]
+        # A burst of presses from one getUpdates answer stays in the lane…
+        for chat_id in range(1, MAX_CHATS + 1):
+            assert lane.admits(chat_id, edit)
+            lane._chats[chat_id] = deque()  # as start() does while an edit is in flight
+        assert MAX_CHATS >= 32
+        # …up to a limit, beyond which the sender shares the work; a chat already in flight
+        # here still queues behind its own edit.
+        assert not lane.admits(MAX_CHATS + 1, edit)
+        assert lane.admits(1, edit)
+        assert not lane.admits(1, [("sendMessage", {})])
