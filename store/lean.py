@@ -89,12 +89,8 @@ class LeanTransaction:
         args = statement.args(values)
         if self.dialect == "postgresql":
             records = await self.driver.fetch(statement.sql, *args)
-        else:
-            cursor = await self.driver.execute(statement.sql, args)
-            try:
-                records = await cursor.fetchall()
-            finally:
-                await cursor.close()
+        else:  # one hop to aiosqlite's thread, not three (execute, fetch, close)
+            records = await self.driver.execute_fetchall(statement.sql, args)
         return [statement.row(r) for r in records]
 
 
