@@ -78,7 +78,7 @@ class FastLane:
         self.bucket = TokenBucket(global_rate, max(1.0, global_rate / 10))
         self._chat_bucket = ChatBuckets(chat_rate, chat_burst)
         self.owner = live_owner()
-        self.recorder = Recorder(sessions)
+        self.recorder = Recorder(sessions, lean=True)  # outcomes on the driver (store/lean.py)
         self.sent = 0
         self.handed_back = 0
         self._chats: dict[int, deque[Outbox]] = {}  # rows claimed here, per chat, in order

@@ -57,6 +57,7 @@ from bot.ops import DeliveryMetrics
 from leerbot.settings import Settings
 from store import repo
 from store.db import Sessions, listen
+from store.lean import OutcomeStatements, finish_outcomes
 from store.models import Outbox
 
 log = logging.getLogger("leerbot.sender")
@@ -216,8 +217,13 @@ class Recorder:
     next one, so under load one commit records many sends, and alone it records one at once.
     """
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, *, lean: bool = False) -> None:
+        """`lean`: write on the driver connection (store/lean.py), for the bot's fast lane."""
         self.sessions = sessions
+        self._lean: OutcomeStatements | None = None
+        self._engine: AsyncEngine | None = sessions.kw.get("bind") if lean else None
+        if self._engine is not None:
+            self._lean = OutcomeStatements(self._engine.dialect)
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -245,13 +251,19 @@ class Recorder:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
 
+    async def _write(self, outcomes: list[dict[str, Any]]) -> None:
+        if self._engine is not None and self._lean is not None:
+            await finish_outcomes(self._engine, self._lean, outcomes)
+            return
+        async with self.sessions.begin() as session:
+            await repo.finish_many(session, outcomes)
+
     async def _flush(self) -> None:
         delay = 0.5
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with self.sessions.begin() as session:
-                    await repo.finish_many(session, [values for values, _ in batch])
+                await self._write([values for values, _ in batch])
             except Exception:
                 # Telegram has these messages: forgetting the outcome would send them again,
                 # so keep it and try until the database answers (their chats wait meanwhile).

@@ -28,7 +28,14 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from store.models import Outbox, Pupil
 from store.repo import claim_statement, outbox_busy
 
-__all__ = ["LeanStatement", "LeanTransaction", "PressStatements", "lean_transaction"]
+__all__ = [
+    "LeanStatement",
+    "LeanTransaction",
+    "OutcomeStatements",
+    "PressStatements",
+    "finish_outcomes",
+    "lean_transaction",
+]
 
 Processor = Callable[[Any], Any] | None
 
@@ -92,6 +99,11 @@ class LeanTransaction:
         else:  # one hop to aiosqlite's thread, not three (execute, fetch, close)
             records = await self.driver.execute_fetchall(statement.sql, args)
         return [statement.row(r) for r in records]
+
+    async def many(self, statement: LeanStatement, rows: Sequence[dict[str, Any]]) -> None:
+        """Run it once per row of values (a statement without RETURNING)."""
+        args = [statement.args(values) for values in rows]
+        await self.driver.executemany(statement.sql, args)
 
 
 @asynccontextmanager
@@ -162,3 +174,41 @@ class PressStatements:
             .values({name: bindparam(f"new_{name}", type_=pupil[name].type) for name in saved}),
             dialect,
         )
+
+
+class OutcomeStatements:
+    """`UPDATE outbox SET … WHERE id = …` for each set of columns an outcome sets."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._by_columns: dict[tuple[str, ...], LeanStatement] = {}
+
+    def for_columns(self, columns: tuple[str, ...]) -> LeanStatement:
+        """The statement that sets these columns (sorted names, without "id")."""
+        statement = self._by_columns.get(columns)
+        if statement is None:
+            outbox = Outbox.__table__.c
+            statement = self._by_columns[columns] = LeanStatement(
+                update(Outbox)
+                .where(outbox.id == bindparam("row_id", type_=outbox.id.type))
+                .values(
+                    {name: bindparam(f"new_{name}", type_=outbox[name].type) for name in columns}
+                ),
+                self.dialect,
+            )
+        return statement
+
+
+async def finish_outcomes(
+    engine: AsyncEngine, statements: OutcomeStatements, outcomes: Sequence[dict[str, Any]]
+) -> None:
+    """Record sent messages' outcomes ("id" and the columns to set) in one transaction."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        columns = tuple(sorted(name for name in outcome if name != "id"))
+        values = {f"new_{name}": outcome[name] for name in columns}
+        values["row_id"] = outcome["id"]
+        groups.setdefault(columns, []).append(values)
+    async with lean_transaction(engine) as tx:
+        for columns, rows in groups.items():
+            await tx.many(statements.for_columns(columns), rows)
