@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
+import msgspec
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -45,7 +47,7 @@ START_TIMEOUT = 10.0
 
 
 def _dump(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return msgspec.json.encode(data)  # compact UTF-8, like json.dumps(ensure_ascii=False)
 
 
 def _error(err: ApiError) -> Response:
@@ -71,7 +73,16 @@ async def _read_params(request: Request) -> Params:
             if not isinstance(body, dict):
                 raise ApiError(400, "Bad Request: can't parse JSON")
             values.update(body)
-    elif content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    elif content_type.startswith("application/x-www-form-urlencoded"):
+        # What PTB sends for most calls: parse_qsl reads it in a fraction of the time the
+        # streaming form parser takes (a tenth of the sandbox's CPU under load); the last
+        # value of a repeated field wins, as below.
+        raw = await request.body()
+        try:
+            values.update(parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError:
+            raise ApiError(400, "Bad Request: can't decode the form") from None
+    elif content_type.startswith("multipart/form-data"):
         async with request.form(max_files=MAX_FORM_FILES) as form:
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
