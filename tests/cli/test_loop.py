@@ -1,8 +1,9 @@
-"""The event loop the processes run on (leerbot/loop.py, LEERBOT_EVENT_LOOP)."""
+"""The processes' runtime: the event loop (leerbot/loop.py, LEERBOT_EVENT_LOOP) and the heap."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -49,3 +50,15 @@ def test_new_loop_becomes_the_current_one() -> None:
     # In a thread of its own: the test session's loop stays this thread's current one.
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(check).result()
+
+
+def test_the_startup_heap_is_kept_out_of_collections() -> None:
+    from bot.app import freeze_startup_heap
+
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        freeze_startup_heap()
+        assert gc.get_freeze_count() > 10_000  # the modules, PTB and SQLAlchemy at least
+    finally:
+        gc.unfreeze()
