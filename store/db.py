@@ -27,13 +27,17 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, pre_ping: bool = True, max_overflow: int | None = None
+) -> AsyncEngine:
     """An async engine; SQLite gets WAL and a busy timeout so bot and dashboard can share it.
 
-    On PostgreSQL `pre_ping` tests each connection as it leaves the pool (three round trips
-    with asyncpg: BEGIN, a query, ROLLBACK). The bot and the sender, whose transactions are
-    the hot path, turn it off and try a transaction again when its connection turns out to
-    be dead (`lost_connection`); the pool then replaces every connection older than that.
+    On PostgreSQL the pool keeps `pool_size` connections and opens up to `max_overflow`
+    (default: as many again) more for a burst, closed again on return. `pre_ping` tests each
+    connection as it leaves the pool (three round trips with asyncpg: BEGIN, a query,
+    ROLLBACK). The bot and the sender, whose transactions are the hot path, turn it off and
+    try a transaction again when its connection turns out to be dead (`lost_connection`);
+    the pool then replaces every connection older than that.
     """
     if url.startswith("sqlite"):
         # One connection per process: every transaction takes SQLite's write lock (BEGIN
@@ -67,7 +71,7 @@ def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> Asyn
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=pre_ping,
         hide_parameters=True,
     )

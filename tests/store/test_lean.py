@@ -87,3 +87,17 @@ async def test_a_failing_block_rolls_back(sessions: Sessions) -> None:
         row = await session.get(Outbox, row_id)
     assert row is not None
     assert row.status == "sending"
+
+
+def test_the_bot_keeps_enough_postgresql_connections_for_a_burst() -> None:
+    from bot.app import BOT_OVERFLOW, BOT_POOL, build_runtime
+    from leerbot.settings import Settings
+
+    runtime = build_runtime(
+        Settings(database_url="postgresql+asyncpg://postgres@127.0.0.1:5432/nowhere")
+    )
+    pool = runtime.engine.sync_engine.pool
+    assert (pool.size(), pool._max_overflow) == (BOT_POOL, BOT_OVERFLOW)  # type: ignore[attr-defined]
+    assert BOT_POOL >= 20  # a getUpdates answer of dozens of presses stays on kept connections
+    engine = make_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/nowhere", pool_size=3)
+    assert engine.sync_engine.pool._max_overflow == 3  # type: ignore[attr-defined]
