@@ -46,7 +46,7 @@ from flows.types import (
 from nlu.safety import assess
 from nlu.types import Parse
 from store import repo
-from store.db import Sessions, lost_connection
+from store.db import Sessions, engine_of, lost_connection
 from store.lean import LeanTransaction, PressStatements, lean_transaction
 from store.models import Outbox, Pupil, Run, SchoolClass
 
@@ -209,7 +209,7 @@ class Conversation:
         payload = verify(self.secret, incoming.chat_id, incoming.callback_data)
         if payload is None:
             return None
-        engine_ = self.sessions.kw.get("bind")
+        engine_ = engine_of(self.sessions)
         if engine_ is None:
             return None
         statements = self._lean.get(engine_.dialect.name)

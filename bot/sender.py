@@ -56,7 +56,7 @@ from telegram.error import (
 from bot.ops import DeliveryMetrics
 from leerbot.settings import Settings
 from store import repo
-from store.db import Sessions, listen
+from store.db import Sessions, engine_of, listen
 from store.lean import OutcomeStatements, finish_outcomes
 from store.models import Outbox
 
@@ -221,7 +221,7 @@ class Recorder:
         """`lean`: write on the driver connection (store/lean.py), for the bot's fast lane."""
         self.sessions = sessions
         self._lean: OutcomeStatements | None = None
-        self._engine: AsyncEngine | None = sessions.kw.get("bind") if lean else None
+        self._engine: AsyncEngine | None = engine_of(sessions) if lean else None
         if self._engine is not None:
             self._lean = OutcomeStatements(self._engine.dialect)
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []

@@ -87,6 +87,12 @@ def make_sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def engine_of(sessions: Sessions) -> AsyncEngine | None:
+    """The engine a session factory from `make_sessions` is bound to."""
+    bind = sessions.kw.get("bind")
+    return bind if isinstance(bind, AsyncEngine) else None
+
+
 def notify_on_commit(
     sessions: Sessions,
     *,
