@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from bot.http import bot_request
 from bot.sender import HTTP_POOL
 from content.loader import Catalog, load_catalog
 from content.models import Module
+from leerbot.heap import freeze_startup_heap
 from leerbot.settings import Settings
 from store import repo
 from store.db import Sessions, make_engine, make_sessions
@@ -272,17 +272,6 @@ def build_application(runtime: Runtime, *, webhook: bool = False) -> Application
     app.add_error_handler(handlers.on_error)
     app.bot_data["runtime"] = runtime
     return app
-
-
-def freeze_startup_heap() -> None:
-    """Keep what start-up built (modules, content, PTB, SQLAlchemy) out of garbage collection.
-
-    A full collection walks every object in the heap; with the catalog and the libraries
-    loaded that is a pause long enough to show in the slowest replies. Frozen objects are
-    never walked again (they live as long as the process anyway).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def run_polling(settings: Settings) -> None:

@@ -31,6 +31,7 @@ INTERVAL = 60.0  # seconds between looks at the table
 RETRY_AFTER = timedelta(hours=1)  # the pupil was busy (in a module, a crisis): try later
 PRIORITY = 5  # the outbox sends replies to pupils (0) and staff notices first
 SEARCH_DAYS = 400  # a school year of holidays at most
+SCHEDULE_BATCH = 100  # new reminder rows per transaction (see schedule_new)
 
 
 @dataclass(frozen=True)
@@ -117,16 +118,31 @@ def next_reminder_at(
 
 
 async def schedule_new(runtime: Runtime, now: datetime, window: ReminderWindow) -> int:
-    """Give every owed module a reminder row; the first comes a school day after the news."""
-    async with runtime.sessions.begin() as session:
-        owed = await rows.unscheduled(session)
-        for item in owed:
+    """Give every owed module a reminder row; the first comes a school day after the news.
+
+    A class of hundreds that was just given a module owes hundreds: they are written
+    SCHEDULE_BATCH at a time, each batch one statement in a short transaction of its own, so
+    pupils' presses get the database in between (on SQLite the bot has one connection).
+    """
+    total = 0
+    while True:
+        async with runtime.sessions.begin() as session:
+            owed = await rows.unscheduled(session, limit=SCHEDULE_BATCH)
             # Never on the day of the assignment notice itself: the pupil just heard of it.
-            first = next_reminder_at(max(now, item.since), item.since, window)
-            await rows.add(
-                session, pupil_id=item.pupil_id, module_id=item.module_id, next_at=first
+            await rows.add_many(
+                session,
+                [
+                    (
+                        item.pupil_id,
+                        item.module_id,
+                        next_reminder_at(max(now, item.since), item.since, window),
+                    )
+                    for item in owed
+                ],
             )
-    return len(owed)
+        total += len(owed)
+        if len(owed) < SCHEDULE_BATCH:
+            return total
 
 
 async def send_due_reminders(runtime: Runtime, now: datetime) -> int:

@@ -56,7 +56,7 @@ from telegram.error import (
 from bot.ops import DeliveryMetrics
 from leerbot.settings import Settings
 from store import repo
-from store.db import Sessions, engine_of, listen
+from store.db import Sessions, engine_of, listen, make_sessions
 from store.lean import OutcomeStatements, finish_outcomes
 from store.models import Outbox
 
@@ -389,6 +389,14 @@ class Sender:
         self._wake = asyncio.Event()
         self._stopping = False
         self.recorder = Recorder(sessions)
+        # SQLite: look before taking the write lock (see make_sessions); the bot's presses
+        # would otherwise wait for every idle look of ours.
+        bound = engine_of(sessions)
+        self._reads: Sessions | None = (
+            make_sessions(bound, read_only=True)
+            if bound is not None and bound.dialect.name == "sqlite"
+            else None
+        )
         self._listener: AsyncConnection | None = None
         self._last_maintenance = 0.0
         self._last_failure = 0.0
@@ -501,16 +509,23 @@ class Sender:
             return
         self._last_maintenance = now_m
         now = self.clock()
+        stale_before = now - timedelta(seconds=self.stuck_after)
+        if self._reads is not None and not self._chats:
+            async with self._reads() as session:
+                owners = await repo.sending_owners(session)
+                if not any(o != self.owner and owner_is_dead(o) for o in owners) and not (
+                    await repo.stale_claims(
+                        session, stale_before=stale_before, alive_owner=self.owner
+                    )
+                ):
+                    return  # nothing to refresh, nothing to take back
         async with self.sessions.begin() as session:
             if self._chats:
                 await repo.refresh_claims(session, owner=self.owner, now=now)
             owners = await repo.sending_owners(session)
             dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
             recovered = await repo.recover_outbox(
-                session,
-                stale_before=now - timedelta(seconds=self.stuck_after),
-                dead_owners=dead,
-                alive_owner=self.owner,
+                session, stale_before=stale_before, dead_owners=dead, alive_owner=self.owner
             )
         if recovered:
             self.stats.recovered += recovered
@@ -527,6 +542,10 @@ class Sender:
             return pause
         free = self.window - self.claimed
         now = self.clock()
+        if self._reads is not None:
+            async with self._reads() as session:
+                if not await repo.outbox_due(session, now=now):
+                    return self._idle_wait()
         async with self.sessions.begin() as session:
             rows = await repo.claim_outbox(
                 session,
@@ -939,6 +958,7 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
 
     from bot.http import bot_request
     from bot.ops import ops_routes, split_listen
+    from leerbot.heap import freeze_startup_heap
     from store.db import make_engine, make_sessions
 
     address = split_listen(listen) if listen else None
@@ -983,6 +1003,7 @@ async def _standalone(settings: Settings, listen: str | None, wake_stdin: bool) 
             )
         )
         serving = asyncio.create_task(server.serve(), name="leerbot-sender-ops")
+    freeze_startup_heap()  # its full collections would pause every chat's sending
     running = asyncio.create_task(sender.run(), name="leerbot-sender")
     watcher = asyncio.create_task(_watch_stdin(sender, stop)) if wake_stdin else None
     log.info(

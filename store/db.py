@@ -26,6 +26,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 Sessions = async_sessionmaker[AsyncSession]
 
+# Execution option of the engines behind `make_sessions(..., read_only=True)`.
+READ_ONLY = "leerbot_read_only"
+
 
 def make_engine(
     url: str, *, pool_size: int = 10, pre_ping: bool = True, max_overflow: int | None = None
@@ -64,7 +67,10 @@ def make_engine(
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only unit (make_sessions(read_only=True)) reads beside a writer (WAL)
+            # and takes no write lock: another process's writes never wait for it.
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     # hide_parameters: a failed statement's values (a pupil's answer) never reach a log line.
@@ -82,9 +88,16 @@ def lost_connection(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def make_sessions(engine: AsyncEngine) -> Sessions:
-    """One session per unit of work; objects stay readable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessions(engine: AsyncEngine, *, read_only: bool = False) -> Sessions:
+    """One session per unit of work; objects stay readable after commit.
+
+    `read_only`: units that only read. On SQLite they begin DEFERRED instead of IMMEDIATE, so
+    they do not take the database's one write lock: a process that polls (the sender looking
+    for due messages) then never makes the bot's writes wait in SQLite's busy handler, which
+    sleeps up to 100 ms a try. Such a unit must not write (it could fail with SQLITE_BUSY).
+    """
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False)
 
 
 def engine_of(sessions: Sessions) -> AsyncEngine | None:

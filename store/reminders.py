@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Assignment, Pupil, Reminder, Run
@@ -43,14 +44,22 @@ async def unscheduled(session: AsyncSession, *, limit: int = 500) -> list[Owed]:
     return [Owed(pupil_id=p, module_id=m, since=max(a, c) if c else a) for p, m, a, c in rows]
 
 
-async def add(
-    session: AsyncSession, *, pupil_id: int, module_id: str, next_at: datetime
-) -> Reminder:
-    """A new reminder row."""
-    row = Reminder(pupil_id=pupil_id, module_id=module_id, next_at=next_at)
-    session.add(row)
-    await session.flush()
-    return row
+async def add_many(session: AsyncSession, owed: Sequence[tuple[int, str, datetime]]) -> None:
+    """New reminder rows (pupil id, module id, next_at) in one statement.
+
+    A row another worker added meanwhile stays as it is (no error, no second row).
+    """
+    if not owed:
+        return
+    values = [
+        {"pupil_id": pupil_id, "module_id": module_id, "next_at": next_at, "active": True}
+        for pupil_id, module_id, next_at in owed
+    ]
+    insert = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    statement = insert(Reminder).on_conflict_do_nothing(index_elements=["pupil_id", "module_id"])
+    await session.execute(statement, values)
 
 
 async def due_ids(session: AsyncSession, *, now: datetime, limit: int = 200) -> list[int]:

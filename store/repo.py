@@ -567,6 +567,27 @@ async def claim_outbox(
     return await _claim(session, heads, owner=owner, now=now)
 
 
+async def outbox_due(session: AsyncSession, *, now: datetime) -> bool:
+    """True when some message waits that is due: what `claim_outbox` could take, and more."""
+    due = or_(Outbox.not_before.is_(None), Outbox.not_before <= now)
+    stmt = select(Outbox.id).where(Outbox.status == "pending", due).limit(1)
+    return (await session.scalar(stmt)) is not None
+
+
+async def stale_claims(session: AsyncSession, *, stale_before: datetime, alive_owner: str) -> bool:
+    """True when `recover_outbox` (without dead owners) would take some claim back."""
+    stmt = (
+        select(Outbox.id)
+        .where(
+            Outbox.status == "sending",
+            Outbox.claimed_at < stale_before,
+            Outbox.claimed_by != alive_owner,
+        )
+        .limit(1)
+    )
+    return (await session.scalar(stmt)) is not None
+
+
 async def claim_followers(
     session: AsyncSession, *, owner: str, now: datetime, chat_ids: Sequence[int], limit: int
 ) -> list[Outbox]:

@@ -7,12 +7,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app import Runtime, build_runtime
-from bot.reminders import ReminderWindow, next_reminder_at, parse_holidays, send_due_reminders
+from bot.reminders import (
+    ReminderWindow,
+    next_reminder_at,
+    parse_holidays,
+    schedule_new,
+    send_due_reminders,
+)
 from flows.types import PupilState, RunState
 from leerbot.settings import Settings
+from store import reminders as reminder_store
 from store import repo
 from store.models import Outbox, Pupil, Reminder, Run
 
@@ -238,3 +245,61 @@ async def test_a_pupil_busy_in_a_module_is_asked_again_an_hour_later(runtime: Ru
     [row] = await reminder_rows(runtime)
     assert row.next_at == wednesday + timedelta(hours=1)
     assert row.last_sent_at is None
+
+
+# ---------------------------------------------------------------- a whole class at once
+
+
+async def seed_class(runtime: Runtime, pupils: int) -> None:
+    """`pupils` consenting pupils in class 5A, "terugblik" assigned on Tuesday morning."""
+    async with runtime.sessions.begin() as session:
+        school = await repo.add_school(session, name="VTI")
+        klass = await repo.add_class(session, school=school, name="5A", teacher=None)
+        assignment, _ = await repo.assign(session, klass=klass, module_id="terugblik", due=None)
+        assignment.created_at = TUESDAY_MORNING
+        for n in range(pupils):
+            pupil = await repo.create_pupil(
+                session, telegram_user_id=7000 + n, chat_id=7000 + n, first_name="Noor"
+            )
+            pupil.class_id = klass.id
+            pupil.consent_at = TUESDAY_MORNING - timedelta(days=30)
+
+
+async def test_a_big_class_is_scheduled_in_short_transactions(runtime: Runtime) -> None:
+    # A module given to 250 pupils: their reminder rows are written a batch per short
+    # transaction, one statement each, so pupils' presses get the database in between.
+    await seed_class(runtime, 250)
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def seen(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        if sql.lstrip().upper().startswith("INSERT INTO REMINDER"):
+            statements.append(sql)
+
+    def committed(_conn: object) -> None:
+        commits.append(len(statements))
+
+    sync_engine = runtime.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", seen)
+    event.listen(sync_engine, "commit", committed)
+    try:
+        assert await schedule_new(runtime, TUESDAY_MORNING, WINDOW) == 250
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", seen)
+        event.remove(sync_engine, "commit", committed)
+    assert commits == [1, 2, 3]  # 100 + 100 + 50 rows, each batch one INSERT and its commit
+    rows = await reminder_rows(runtime)
+    assert len(rows) == 250
+    assert {row.next_at for row in rows} == {local("2026-03-11", "08:30").astimezone(UTC)}
+    assert await schedule_new(runtime, TUESDAY_MORNING, WINDOW) == 0  # nothing owed any more
+
+
+async def test_a_row_another_worker_added_is_kept(runtime: Runtime) -> None:
+    pupil_id = await seed(runtime, "terugblik")
+    first = local("2026-03-11", "08:30").astimezone(UTC)
+    async with runtime.sessions.begin() as session:
+        await reminder_store.add_many(session, [(pupil_id, "terugblik", first)])
+    async with runtime.sessions.begin() as session:  # a second worker, a moment too late
+        await reminder_store.add_many(session, [(pupil_id, "terugblik", first + timedelta(1))])
+    [row] = await reminder_rows(runtime)
+    assert row.next_at == first

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import uvloop
 
 from leerbot import loop
+from leerbot.heap import freeze_startup_heap, freeze_survivors
 from leerbot.settings import Settings
 
 
@@ -53,8 +55,6 @@ def test_new_loop_becomes_the_current_one() -> None:
 
 
 def test_the_startup_heap_is_kept_out_of_collections() -> None:
-    from bot.app import freeze_startup_heap
-
     gc.unfreeze()
     try:
         assert gc.get_freeze_count() == 0
@@ -62,3 +62,34 @@ def test_the_startup_heap_is_kept_out_of_collections() -> None:
         assert gc.get_freeze_count() > 10_000  # the modules, PTB and SQLAlchemy at least
     finally:
         gc.unfreeze()
+
+
+def test_survivors_of_a_full_collection_are_frozen_and_garbage_is_not() -> None:
+    gc.unfreeze()
+    gc.disable()  # only the collections below, none the allocations would start
+    undo = freeze_survivors()
+    try:
+        kept = [[n] for n in range(1000)]  # tracked containers that outlive the collection
+        cycle: list[object] = []
+        cycle.append(cycle)
+        gone = weakref.ref(Probe(cycle))  # unreachable, in a cycle: the collection frees it
+        gc.collect(1)  # not a full collection: nothing is frozen
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert gone() is None
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.is_tracked(kept[0])
+    finally:
+        undo()
+        gc.unfreeze()
+        gc.enable()
+    gc.collect()
+    assert gc.get_freeze_count() == 0  # undone: later full collections freeze nothing
+
+
+class Probe:
+    """An object in a reference cycle (self.me points back at it)."""
+
+    def __init__(self, other: object) -> None:
+        self.me = self
+        self.other = other

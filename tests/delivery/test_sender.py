@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import telegram
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.sender import HOST, Sender
 from sandbox.driver import SandboxClient, SimulatedPupil
@@ -273,3 +273,35 @@ async def test_a_staff_reply_the_blocked_pupil_never_got_shows_on_its_flag_once(
         assert (await s.get(Pupil, pupil.id)).blocked is True  # type: ignore[union-attr]
     [row] = await outbox(sessions)
     assert row.status == "dead"
+
+
+async def test_an_idle_sender_on_sqlite_looks_without_taking_the_write_lock(
+    sqlite_sessions: Sessions, client: SandboxClient, tg_bot: telegram.Bot
+) -> None:
+    # The bot writes in another process: every write lock the sender takes while it has
+    # nothing to do would make the bot's presses wait (store/db.py, make_sessions).
+    [pupil] = await pupils(client, 1)
+    sender = sender_for(sqlite_sessions, tg_bot, **FAST)
+    begins: list[str] = []
+
+    def seen(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        if sql.startswith("BEGIN"):
+            begins.append(sql)
+
+    engine = sqlite_sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            assert await sender._round() > 0  # nothing due: wait
+            await sender._maintain(force=True)
+        assert len(begins) == 6  # three looks for due messages, three for stale claims
+        assert set(begins) == {"BEGIN DEFERRED"}
+        begins.clear()
+        await queue(sqlite_sessions, pupil.chat_id, ["Hallo"])
+        begins.clear()
+        assert await sender._round() == 0  # claimed: look again at once
+        assert "BEGIN IMMEDIATE" in begins
+        await sender._settle(time.monotonic() + 10)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [r.status for r in await outbox(sqlite_sessions)] == ["sent"]
