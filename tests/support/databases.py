@@ -17,6 +17,7 @@ import asyncpg
 from store.db import upgrade
 
 T = TypeVar("T")
+DROP_LANES = 8  # connections dropping the run's PostgreSQL databases at the end
 
 
 def _pg_dsn(url: str, database: str | None = None) -> str:
@@ -82,11 +83,24 @@ class PostgresFactory:
         return _sa_url(self.url, name)
 
     def close(self) -> None:
-        """Drop every database this run made."""
-        statements = [
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in reversed(self.created)
-        ]
-        in_thread(lambda: asyncio.run(self._exec(*statements)))
+        """Drop every database this run made.
+
+        Each DROP DATABASE waits for a checkpoint; several at once share one, so a run's
+        hundreds of databases go in a few seconds instead of twenty.
+        """
+        names = list(reversed(self.created))
+        lanes = [names[i::DROP_LANES] for i in range(DROP_LANES)]
+
+        async def drop_all() -> None:
+            await asyncio.gather(
+                *(
+                    self._exec(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in lane))
+                    for lane in lanes
+                    if lane
+                )
+            )
+
+        in_thread(lambda: asyncio.run(drop_all()))
 
 
 async def check_postgres(url: str) -> str | None:
