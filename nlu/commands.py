@@ -8,15 +8,15 @@ import logging
 import signal
 import sys
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 
 from leerbot.settings import load_settings
-from nlu import lifecycle
-from nlu.client import RasaClient
-from nlu.safety import assess, combine
+
+if TYPE_CHECKING:
+    from nlu.client import RasaClient
 
 nlu_app = typer.Typer(
     help="NLU: train and run the Rasa model, parse text from stdin.", no_args_is_help=True
@@ -44,6 +44,8 @@ def train(
     ] = False,
 ) -> None:
     """Train the Rasa model if nlu/ changed (cached by content hash); print its path."""
+    from nlu import lifecycle  # imported when used: every `leerbot` command loads this module
+
     _logging()
     try:
         model = lifecycle.train(force=force)
@@ -69,6 +71,8 @@ def serve(
     ] = None,
 ) -> None:
     """Train if needed, then run the Rasa server until Ctrl-C."""
+    from nlu import lifecycle
+
     _logging()
     url = urlsplit(load_settings().rasa_url)
     port = port or url.port or 5005
@@ -95,6 +99,8 @@ def serve(
 
 
 async def _parse_line(client: RasaClient, text: str) -> dict[str, Any]:
+    from nlu.safety import assess, combine
+
     safety = assess(text)
     parse = await client.parse(text)
     combined = combine(safety, parse)
@@ -112,6 +118,8 @@ async def _parse_line(client: RasaClient, text: str) -> dict[str, Any]:
 @nlu_app.command()
 def parse() -> None:
     """Read lines on stdin and print one JSON object per line (Rasa, else the fallback)."""
+    from nlu.client import RasaClient
+
     settings = load_settings()
     out = sys.stdout.buffer
     with asyncio.Runner() as runner:
