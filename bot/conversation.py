@@ -221,6 +221,7 @@ class Conversation:
                 done = await self._quick_step(tx, statements, incoming, payload, lane, now)
         except _NotQuick:
             self.quick_declined += 1
+            lane.metrics.quick_presses.labels(outcome="declined").inc()
             return None
         except Exception:
             # Nothing of it was committed: the normal way (with its own retry) takes over.
@@ -228,6 +229,9 @@ class Conversation:
             return None
         handled, rows = done
         self.quick_taken += not handled.duplicate
+        lane.metrics.quick_presses.labels(
+            outcome="duplicate" if handled.duplicate else "taken"
+        ).inc()
         lane.start(rows)
         return handled
 

@@ -89,6 +89,12 @@ class DeliveryMetrics:
         self.updates = Counter(
             "leerbot_updates", "inbound updates handled", ["outcome"], registry=r
         )
+        self.quick_presses = Counter(
+            "leerbot_quick_presses",
+            "pressed buttons the quick way (store/lean.py) handled, or left to the normal way",
+            ["outcome"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "leerbot_outbox_backlog", "messages waiting in the outbox", ["state"], registry=r
         )

@@ -148,6 +148,8 @@ async def test_a_chat_with_messages_waiting_keeps_the_normal_way(database_url: s
         rows = await rows_of(rig, user_id, mark)
         assert [(r.method, r.status) for r in rows] == [("editMessageText", "pending")]
         assert lane.sent == 0
+        counted = lane.metrics.registry.get_sample_value
+        assert counted("leerbot_quick_presses_total", {"outcome": "declined"}) == 1
         await rig.drain()  # the sender: the waiting message first, then the edit
         log = [
             str(e["method"]).lower()  # the log keeps the name as called
@@ -364,6 +366,9 @@ async def test_a_redelivered_quick_press_has_one_effect(database_url: str) -> No
         await settled(lane)
         state_twice = await state_of(rig, user_id)
         assert conversation.quick_taken == 1  # the second one was a duplicate, not a press
+        counted = lane.metrics.registry.get_sample_value
+        assert counted("leerbot_quick_presses_total", {"outcome": "taken"}) == 1
+        assert counted("leerbot_quick_presses_total", {"outcome": "duplicate"}) == 1
         assert state_twice == state_once
         assert len(await rows_of(rig, user_id, mark)) == 1
 
