@@ -41,7 +41,7 @@ from typing import Any
 
 import psutil
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from telegram import Bot
 from telegram.error import (
     BadRequest,
@@ -512,18 +512,14 @@ class Sender:
         stale_before = now - timedelta(seconds=self.stuck_after)
         if self._reads is not None and not self._chats:
             async with self._reads() as session:
-                owners = await repo.sending_owners(session)
-                if not any(o != self.owner and owner_is_dead(o) for o in owners) and not (
-                    await repo.stale_claims(
-                        session, stale_before=stale_before, alive_owner=self.owner
-                    )
+                if not await self._dead_owners(session) and not await repo.stale_claims(
+                    session, stale_before=stale_before, alive_owner=self.owner
                 ):
                     return  # nothing to refresh, nothing to take back
         async with self.sessions.begin() as session:
             if self._chats:
                 await repo.refresh_claims(session, owner=self.owner, now=now)
-            owners = await repo.sending_owners(session)
-            dead = [o for o in owners if o != self.owner and owner_is_dead(o)]
+            dead = await self._dead_owners(session)
             recovered = await repo.recover_outbox(
                 session, stale_before=stale_before, dead_owners=dead, alive_owner=self.owner
             )
@@ -534,6 +530,11 @@ class Sender:
                 recovered,
                 ", ".join(dead) or "silent too long",
             )
+
+    async def _dead_owners(self, session: AsyncSession) -> list[str]:
+        """Other senders holding claims whose process is gone."""
+        owners = await repo.sending_owners(session)
+        return [o for o in owners if o != self.owner and owner_is_dead(o)]
 
     async def _round(self) -> float:
         """Claim what may be sent now and start a task per chat; returns how long to wait."""

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Assignment, Pupil, Reminder, Run
+from store.repo import insert_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,7 @@ async def add_many(session: AsyncSession, owed: Sequence[tuple[int, str, datetim
         {"pupil_id": pupil_id, "module_id": module_id, "next_at": next_at, "active": True}
         for pupil_id, module_id, next_at in owed
     ]
-    insert = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
+    insert = insert_for(session.get_bind().dialect.name)
     statement = insert(Reminder).on_conflict_do_nothing(index_elements=["pupil_id", "module_id"])
     await session.execute(statement, values)
 

@@ -376,9 +376,14 @@ async def recent_transcript(
 # ---------------------------------------------------------------- updates, outbox, versions
 
 
+def insert_for(dialect: str) -> Any:
+    """The dialect's INSERT construct, which knows ON CONFLICT (PostgreSQL or SQLite)."""
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
 def claim_statement(dialect: str) -> Any:
     """INSERT the update id unless it is there, RETURNING it (nothing for a redelivery)."""
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(dialect)
     columns = ProcessedUpdate.__table__.c
     return (
         insert(ProcessedUpdate)
@@ -576,15 +581,8 @@ async def outbox_due(session: AsyncSession, *, now: datetime) -> bool:
 
 async def stale_claims(session: AsyncSession, *, stale_before: datetime, alive_owner: str) -> bool:
     """True when `recover_outbox` (without dead owners) would take some claim back."""
-    stmt = (
-        select(Outbox.id)
-        .where(
-            Outbox.status == "sending",
-            Outbox.claimed_at < stale_before,
-            Outbox.claimed_by != alive_owner,
-        )
-        .limit(1)
-    )
+    stale = _stale(stale_before, alive_owner)
+    stmt = select(Outbox.id).where(Outbox.status == "sending", stale).limit(1)
     return (await session.scalar(stmt)) is not None
 
 
@@ -689,6 +687,14 @@ async def sending_owners(session: AsyncSession) -> list[str]:
     return [owner for owner in (await session.scalars(stmt)).all() if owner]
 
 
+def _stale(stale_before: datetime, alive_owner: str | None) -> Any:
+    """Claimed before `stale_before`, by another sender than `alive_owner`."""
+    stale = Outbox.claimed_at < stale_before
+    if alive_owner is not None:  # the caller itself: alive, whatever its clock says
+        stale = and_(stale, Outbox.claimed_by != alive_owner)
+    return stale
+
+
 async def recover_outbox(
     session: AsyncSession,
     *,
@@ -697,9 +703,7 @@ async def recover_outbox(
     alive_owner: str | None = None,
 ) -> int:
     """Claims of crashed senders (known dead, or silent since `stale_before`) back to pending."""
-    stale = Outbox.claimed_at < stale_before
-    if alive_owner is not None:  # the caller itself: alive, whatever its clock says
-        stale = and_(stale, Outbox.claimed_by != alive_owner)
+    stale = _stale(stale_before, alive_owner)
     if dead_owners:
         stale = or_(stale, Outbox.claimed_by.in_(list(dead_owners)))
     result = await session.execute(
@@ -754,8 +758,7 @@ async def store_module_versions(
             await session.execute(select(ModuleVersion.module_id, ModuleVersion.version))
         ).all()
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert = insert_for(session.get_bind().dialect.name)
     for (module_id, version), body in bodies.items():
         if (module_id, version) not in known:
             # Several workers start at once on a fresh database: the first one stores it.
